@@ -15,3 +15,10 @@ class ModelError(MemprobeError):
 
 class BenchmarkError(MemprobeError):
     """Unknown benchmark or a protocol that cannot be applied to the data given."""
+
+
+class UnscorableFeatures(BenchmarkError):
+    """A layer's features carry no information for this benchmark (e.g. constant over the images).
+
+    The layer has no score: a sweep records it as NaN with this message instead of stopping.
+    """

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.stats
 from sklearn.model_selection import ShuffleSplit
 
-from memprobe.errors import BenchmarkError
+from memprobe.errors import BenchmarkError, UnscorableFeatures
 
 CEILING_SPLITS = 10
 CEILING_SEED = 1  # Brain-Score's InternalConsistency: ShuffleSplit(10, train_size=0.5, random_state=1)
@@ -115,7 +115,10 @@ def rdm(features) -> np.ndarray:
     norms = np.linalg.norm(centred, axis=1)
     if (norms == 0).any():
         constant = np.flatnonzero(norms == 0).tolist()
-        raise BenchmarkError(f"stimuli at rows {constant} have constant features: correlation undefined")
+        shown = ", ".join(map(str, constant[:10]))
+        shown += f" … ({len(constant)} in all)" if len(constant) > 10 else ""
+        raise UnscorableFeatures(f"stimuli at rows {shown} have constant features: their correlation with "
+                                 "other stimuli is undefined, so this layer has no RDM")
     unit = centred / norms[:, None]
     dissimilarity = 1.0 - np.clip(unit @ unit.T, -1.0, 1.0)
     np.fill_diagonal(dissimilarity, 0.0)

@@ -37,6 +37,9 @@ from memprobe.errors import MemprobeError
 
 DEFAULT_SRP_DIM = 4096
 DEFAULT_SEED = 0
+# Measured on 2 CPU cores over all 522 ResNet-152 layers (16 images): per-image 1.5 s vs batched 2.7 s
+# at D = 1024, but 8.0 s vs 4.6 s at D = 4096, where re-reading the matrix for every image dominates.
+PER_IMAGE_MAX_DIM = 1024
 
 
 @dataclass
@@ -146,6 +149,10 @@ class SRPReducer(Reducer):
 
         def project(batch: torch.Tensor) -> torch.Tensor:
             flat = batch.detach().reshape(batch.shape[0], -1).to(torch.float32)
+            if flat.device.type == "cpu" and self.dim <= PER_IMAGE_MAX_DIM:
+                # At small D one sparse mat-vec per image is cheaper: the batched product transposes
+                # the whole (B, p) batch first, which then costs more than the product itself.
+                return torch.stack([matrix @ row for row in flat])
             return (matrix @ flat.T).T.contiguous()
 
         return LayerReduction(project, self.dim)

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from memprobe.errors import BenchmarkError
+from memprobe.errors import BenchmarkError, UnscorableFeatures
 
 MAX_ITER = 500
 TOL = 1e-06
@@ -275,6 +275,23 @@ def _dual_coefficients(R, KT, C, tts) -> torch.Tensor:
     return R @ torch.linalg.pinv(PtW) @ C.transpose(1, 2)
 
 
+def _check_variance(solver: _FoldSolver, raw_squares: torch.Tensor, names: Sequence[str]) -> None:
+    """Refuse folds whose training features are constant: PLS would fit nothing and predict the mean.
+
+    ``raw_squares``: ‖x_i‖² of the uncentred images, the scale against which the centred variance is
+    judged (a constant non-zero layer leaves only rounding after centring).
+    """
+    traces = solver.traces()
+    scale = solver.mask @ raw_squares
+    flat = traces <= 1000 * torch.finfo(traces.dtype).eps * scale
+    if bool(flat.any()):
+        f = int(torch.nonzero(flat)[0])
+        raise UnscorableFeatures(
+            f"PLS {names[f]}: the features are constant over its {int(solver.n_train[f])} training samples "
+            "(no variance to regress on), so no component can be fitted and the layer has no score"
+        )
+
+
 def _component_limit(n_components: int, n_train: int, p: int, name: str) -> int:
     limit = min(n_components, n_train - 1, p)
     if limit < 1:
@@ -348,6 +365,7 @@ class PLSRegression:
         A = _component_limit(self.n_components, n, p, "fit")
         everything = torch.ones(1, n, dtype=torch.bool, device=X.device)
         solver = _FoldSolver(Xc, everything, self._use_kernel(n, p), centred=True)
+        _check_variance(solver, (X * X).sum(dim=1), ["fit"])
         with _threads(1, X.device):
             R, T, KT, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"])
         V = _dual_coefficients(R, KT, C, tts)[0]
@@ -405,6 +423,7 @@ class PLSRegression:
         x_mean = X.mean(dim=0)
         self._check_finite(x_mean, Y.mean(dim=0))
         solver = _FoldSolver(X - x_mean, masks, self._use_kernel(n, p, F), centred=True)
+        _check_variance(solver, (X * X).sum(dim=1), names)
         Yf = solver.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1]))
         y_means = (Y.unsqueeze(0) * solver.mask.unsqueeze(-1)).sum(dim=1) / solver.n_train.unsqueeze(1)
         with _threads(1, X.device):

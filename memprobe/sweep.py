@@ -19,6 +19,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,9 +30,10 @@ from tqdm.auto import tqdm
 import memprobe
 from memprobe.atomic import write_text
 from memprobe.benchmarks import list_benchmarks, load_benchmark
-from memprobe.errors import BenchmarkError, MemprobeError
+from memprobe.errors import BenchmarkError, MemprobeError, UnscorableFeatures
 from memprobe.extract import extract, list_layers
 from memprobe.reduce import get_reducer
+from memprobe.regression import PLSWarning
 from memprobe.store import ActivationStore, write_json_atomic
 
 DEFAULT_BENCHMARKS = (
@@ -140,26 +142,59 @@ def _layer_row(layer) -> dict:
 def _score_unit(
     benchmark, layer, features: dict, config: SweepConfig, reducer_key: str, run_dir: Path
 ) -> dict:
-    score = benchmark.score(features)
-    record = {
+    common = {
         "model": config.model,
         "weights": config.weights,
         **_layer_row(layer),
         "benchmark": benchmark.identifier,
+    }
+    n_stimuli = int(sum(f.sizes["presentation"] for f in features.values()))
+    try:
+        score, pls_warnings = _score_quietly(benchmark, features)
+    except UnscorableFeatures as error:
+        # One uninformative layer (e.g. constant output) must not stop a sweep over hundreds: it is
+        # recorded without a score, with the reason, and the summary lists it.
+        warnings.warn(f"{layer.name} × {benchmark.identifier} has no score: {error}", stacklevel=2)
+        record = {**common, "raw": None, "ceiling": None, "ceiled": None, "reducer": reducer_key,
+                  "n_stimuli": n_stimuli, "unscored": str(error), "splits": []}
+        _write_unit(run_dir, benchmark.identifier, layer.name, record)
+        return record
+    record = {
+        **common,
         "raw": float(score.raw),
         "ceiling": None if score.ceiling is None else float(score.ceiling),
         "ceiled": None if score.ceiled is None else float(score.ceiled),
         "reducer": reducer_key,
-        "n_stimuli": int(sum(f.sizes["presentation"] for f in features.values())),
+        "n_stimuli": n_stimuli,
         **{k: v for k, v in score.protocol.items() if k not in ("reducer",)},
+        "pls_warnings": len(pls_warnings),
+        "pls_warning": pls_warnings[0] if pls_warnings else None,
         "splits": score.per_split.to_dict(orient="records"),
     }
     if score.details is not None:
         _write_details(_details_path(run_dir, benchmark.identifier, layer.name), score.details)
-    path = _unit_path(run_dir, benchmark.identifier, layer.name)
+    _write_unit(run_dir, benchmark.identifier, layer.name, record)
+    return record
+
+
+def _score_quietly(benchmark, features):
+    """The benchmark's score and its PLS warnings (kept in the table rather than printed per fold)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score = benchmark.score(features)
+    pls = []
+    for warning in caught:
+        if issubclass(warning.category, PLSWarning):
+            pls.append(str(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return score, sorted(set(pls))
+
+
+def _write_unit(run_dir: Path, benchmark: str, layer: str, record: dict) -> None:
+    path = _unit_path(run_dir, benchmark, layer)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, record)
-    return record
 
 
 def run_sweep(

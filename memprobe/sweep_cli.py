@@ -101,11 +101,20 @@ def _run(args: argparse.Namespace, model: str, figures: bool) -> int:
 def _print_summary(scores: pd.DataFrame, run_dir: Path) -> None:
     from memprobe.analysis.tables import score_values
 
-    best = scores.assign(score=score_values(scores)).sort_values("score").groupby("benchmark").tail(1)
+    best = scores.assign(score=score_values(scores)).dropna(subset=["score"])
+    best = best.sort_values("score").groupby("benchmark").tail(1)
     print(f"\n{scores['layer'].nunique()} layers × {scores['benchmark'].nunique()} benchmarks scored.")
     print("Best layer per benchmark (memorability: raw Spearman ρ; brain: ceiled where a ceiling exists):")
     for row in best.sort_values("benchmark").itertuples():
         print(f"  {row.benchmark:<28} {row.score:7.3f}  {row.layer} (depth {row.relative_depth:.2f})")
+    if "pls_warnings" in scores and scores["pls_warnings"].fillna(0).gt(0).any():
+        warned = scores[scores["pls_warnings"].fillna(0) > 0]
+        print(f"PLS warnings in {len(warned)} of {len(scores)} layer × benchmark units, e.g. "
+              f"{warned['layer'].iloc[0]} × {warned['benchmark'].iloc[0]}: {warned['pls_warning'].iloc[0]} "
+              "(columns pls_warnings, pls_warning of scores.csv)")
+    if "unscored" in scores and scores["unscored"].notna().any():
+        for row in scores[scores["unscored"].notna()].itertuples():
+            print(f"  no score: {row.layer} × {row.benchmark}: {row.unscored}")
     print(f"Table: {run_dir / 'scores.csv'} (per split: {run_dir / 'splits.csv'})")
 
 

@@ -47,7 +47,7 @@ def test_rdm_is_one_minus_pearson_and_rdm_comparison_is_spearman_over_the_upper_
     assert metrics.compare_rdms(rdm, other) == pytest.approx(expected, abs=1e-12)
     assert metrics.compare_rdms(rdm, rdm) == pytest.approx(1.0)
     features[4] = 3.0
-    with pytest.raises(BenchmarkError, match=r"rows \[4\]"):
+    with pytest.raises(BenchmarkError, match=r"rows 4 have constant features"):
         metrics.rdm(features)
 
 

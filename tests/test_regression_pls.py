@@ -10,7 +10,7 @@ import torch
 from sklearn.cross_decomposition import PLSRegression as SklearnPLS
 from sklearn.model_selection import KFold, ShuffleSplit
 
-from memprobe.errors import BenchmarkError
+from memprobe.errors import BenchmarkError, UnscorableFeatures
 from memprobe.metrics import spearman
 from memprobe.regression import PLSRegression, PLSWarning
 
@@ -165,3 +165,16 @@ def test_ill_conditioned_late_components_still_match_sklearn():
         for (train, test), prediction in zip(folds, batched, strict=True):
             expected = SklearnPLS(25, scale=False).fit(X[train], y[train]).predict(X[test])
             assert _relative_error(expected, prediction) < 1e-4
+
+
+@pytest.mark.parametrize("value", [0.0, 3.7])
+def test_constant_features_are_refused_not_scored(value):
+    X, Y = _data(40, 6, 2)
+    X[:] = value
+    with pytest.raises(UnscorableFeatures, match="constant over its 40 training samples"):
+        PLSRegression(3).fit(X, Y)
+    folds = [np.arange(0, 30), np.arange(10, 40)]
+    with pytest.raises(UnscorableFeatures, match="fold 0: the features are constant over its 30"):
+        PLSRegression(3).fit_predict_folds(X, Y, folds, [np.arange(30, 40), np.arange(0, 10)])
+    X[20, 0] += 1.0  # one varying value (in both folds) is enough to fit
+    PLSRegression(3).fit_predict_folds(X, Y, folds, [np.arange(30, 40), np.arange(0, 10)])

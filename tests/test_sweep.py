@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -113,3 +114,31 @@ def test_output_folder_of_another_configuration_is_refused(tmp_path, capsys):
     other = [*SMALL, "--reducer", "pool"]
     assert _sweep(*other, "--out", str(tmp_path)) == 1
     assert "another configuration" in capsys.readouterr().err
+
+
+def test_a_layer_with_constant_output_is_recorded_without_a_score(tmp_path, capsys):
+    import numpy as np
+    import xarray as xr
+
+    from memprobe.benchmarks import load_benchmark
+    from memprobe.extract import list_layers
+    from memprobe.sweep import SweepConfig, _score_unit, collect_run
+    from memprobe.sweep_cli import _print_summary
+    from memprobe.zoo import load_model
+
+    benchmark = load_benchmark("lnsim.memorability-pls", subset=60)
+    (stimuli,) = benchmark.stimulus_sets()
+    layers = list_layers(load_model("torchvision:resnet18", weights="random"), min_units=24).layers[:2]
+    config = SweepConfig(model="torchvision:resnet18", weights="random", benchmarks=(benchmark.identifier,))
+    rng = np.random.default_rng(0)
+    for layer, values in zip(layers, (np.zeros((60, 30)), rng.standard_normal((60, 30))), strict=True):
+        features = {stimuli.name: xr.DataArray(values, dims=("presentation", "neuroid"),
+                                               coords={"stimulus_id": ("presentation", list(stimuli.ids))})}
+        with pytest.warns(UserWarning) if values.std() == 0 else nullcontext():
+            _score_unit(benchmark, layer, features, config, "none", tmp_path)
+    scores = collect_run(tmp_path, [benchmark.identifier], [layer.name for layer in layers])
+    constant, varying = scores.iloc[0], scores.iloc[1]
+    assert np.isnan(constant["raw"]) and "constant over its" in constant["unscored"]
+    assert np.isfinite(varying["raw"]) and pd.isna(varying["unscored"])
+    _print_summary(scores, tmp_path)
+    assert f"no score: {layers[0].name} × lnsim.memorability-pls" in capsys.readouterr().out
