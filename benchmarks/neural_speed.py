@@ -6,6 +6,11 @@ memprobe's side: ``benchmark.score(features)`` (splits, 10 PLS fits, Pearson, ag
 Brain-Score's side: ``load_metric('pls')(source, target)`` timed inside its own environment
 (.venv-brainscore, via benchmarks/brainscore_peer.py; imports and process start not counted).
 
+Second case, at the size of the real sweep: the whole ``cowley_v4.V4-pls`` benchmark (all 8 sessions,
+8,640 images) on the ``srp:1024`` features of real resmem:resnet152 layers (read from the activation
+store the sweep filled; extracted otherwise), against Brain-Score's metric run on each session, times
+summed. Per-session raw scores are compared (Brain-Score has no pooled multi-session score).
+
     python benchmarks/neural_speed.py   # writes results/benchmarks/neural_speed.json
 """
 
@@ -29,6 +34,8 @@ from v4_features import SESSION, v4_features  # noqa: E402
 from memprobe.benchmarks import load_benchmark  # noqa: E402
 
 LAYERS = ("layer1", "layer2")
+SWEEP_MODEL, SWEEP_REDUCER = "resmem:resnet152", "srp:1024"
+SWEEP_LAYERS = ("layer2.3", "layer3.17", "layer4.1")
 THREADS = 2
 REPEATS = 3
 
@@ -69,10 +76,47 @@ def main() -> None:
         rows.append(row)
         print(f"{SESSION} {layer} ({units} units): memprobe {ours.raw:.4f} in {memprobe_s:.2f} s | "
               f"brainscore {theirs['raw']:.4f} in {theirs['seconds']:.2f} s | ×{row['speedup']:.1f}")
+    rows += sweep_sized_rows()
     out = REPO / "results" / "benchmarks" / "neural_speed.json"
     machine = {"threads": THREADS, "cpu_count": os.cpu_count(), "load_average_1_5_15min": os.getloadavg()}
     out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     print(f"wrote {out.relative_to(REPO)}")
+
+
+def sweep_sized_rows() -> list[dict]:
+    from memprobe.benchmarks.base import aligned_features
+    from memprobe.extract import extract
+    from memprobe.zoo import load_model
+
+    benchmark = load_benchmark("cowley_v4.V4-pls")
+    model = load_model(SWEEP_MODEL)
+    rows = []
+    for layer in SWEEP_LAYERS:
+        features = {s.name: extract(model, s, [layer], SWEEP_REDUCER, progress=False)[layer]
+                    for s in benchmark.stimulus_sets()}
+        times = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            ours = benchmark.score(features)
+            times.append(time.perf_counter() - start)
+        ours_per_session = ours.per_split.groupby("recording")["score"].mean()
+        theirs_s, differences = 0.0, []
+        for recording in benchmark.recordings:
+            ids = [str(i) for i in recording.responses["stimulus_id"].values]
+            values = aligned_features(features, recording.stimuli.name, ids, benchmark.identifier)
+            theirs = brainscore_score(values, recording.responses.transpose("presentation", "neuroid"))
+            theirs_s += theirs["seconds"]
+            differences.append(abs(theirs["raw"] - ours_per_session[recording.name]))
+        row = {"session": "all 8", "layer": layer, "reducer": SWEEP_REDUCER,
+               "images": sum(f.shape[0] for f in features.values()), "units": 1024,
+               "neuroids": int(sum(r.responses.shape[1] for r in benchmark.recordings)),
+               "memprobe_raw": ours.raw, "max_session_abs_diff": max(differences),
+               "memprobe_s": min(times), "brainscore_s": theirs_s, "speedup": theirs_s / min(times)}
+        rows.append(row)
+        print(f"all sessions {layer} (srp:1024): memprobe {ours.raw:.4f} in {row['memprobe_s']:.2f} s | "
+              f"brainscore (8 sessions) {theirs_s:.2f} s | ×{row['speedup']:.1f} | "
+              f"max per-session |Δ| {row['max_session_abs_diff']:.1e}")
+    return rows
 
 
 if __name__ == "__main__":

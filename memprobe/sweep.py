@@ -7,7 +7,9 @@ the tables are assembled from those files at the end:
 
 - ``scores.csv``: one row per model × layer × benchmark (the analysis input, see docs/architecture.md);
 - ``splits.csv``: one row per model × layer × benchmark × split;
-- ``details/<benchmark>/<layer>.nc``: per-neuroid (or per-split) labelled results, where a benchmark has them;
+- ``details/<benchmark>/<layer>.nc``: per-neuroid (or per-split) labelled results, where a benchmark has them,
+  gathered at the end into ``details/<benchmark>.nc`` (layer × the benchmark's dims, float32, compressed:
+  the file to keep or share; the per-layer files, like the units, only serve resuming);
 - ``layers.csv``: the model's layer table (incl. how many calls were skipped and why, in ``sweep.json``);
 - ``sweep.json``: what was run (the configuration that every stored result must match).
 """
@@ -24,7 +26,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import xarray as xr
 from tqdm.auto import tqdm
 
 import memprobe
@@ -293,6 +297,25 @@ def collect_run(run_dir: Path, benchmarks: Sequence[str], layers: Sequence[str])
     if missing:
         raise MemprobeError(f"{len(missing)} unit(s) missing in {run_dir}: {', '.join(missing[:5])}")
     scores = pd.DataFrame(records)
+    for benchmark in benchmarks:
+        _gather_details(run_dir, benchmark, layers)
     write_text(run_dir / "scores.csv", scores.to_csv(index=False))
     write_text(run_dir / "splits.csv", pd.DataFrame(splits).to_csv(index=False))
     return scores
+
+
+def _gather_details(run_dir: Path, benchmark: str, layers: Sequence[str]) -> None:
+    paths = {layer: _details_path(run_dir, benchmark, layer) for layer in layers}
+    found = [layer for layer, path in paths.items() if path.exists()]
+    if not found:
+        return
+    parts = []
+    for layer in found:
+        with xr.open_dataarray(paths[layer], engine="h5netcdf") as part:
+            parts.append(part.load().astype(np.float32))
+    gathered = xr.concat(parts, dim=pd.Index(found, name="layer"))
+    gathered.name = "score"
+    target = run_dir / "details" / f"{benchmark}.nc"
+    temporary = target.with_name(f".{target.name}.tmp")
+    gathered.to_netcdf(temporary, engine="h5netcdf", encoding={"score": {"zlib": True, "complevel": 4}})
+    os.replace(temporary, target)

@@ -142,3 +142,23 @@ def test_a_layer_with_constant_output_is_recorded_without_a_score(tmp_path, caps
     assert np.isfinite(varying["raw"]) and pd.isna(varying["unscored"])
     _print_summary(scores, tmp_path)
     assert f"no score: {layers[0].name} × lnsim.memorability-pls" in capsys.readouterr().out
+
+
+def test_per_layer_details_are_gathered_into_one_file_per_benchmark(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from memprobe.sweep import _details_path, _gather_details, _write_details
+
+    rng = np.random.default_rng(0)
+    written = {}
+    for layer in ("conv1", "layer1.0", "layer4"):
+        written[layer] = xr.DataArray(rng.standard_normal((10, 7)), dims=("split", "neuroid"),
+                                      coords={"neuroid_id": ("neuroid", [f"n{i}" for i in range(7)])})
+        _write_details(_details_path(tmp_path, "bench", layer), written[layer])
+    _gather_details(tmp_path, "bench", ["conv1", "layer1.0", "layer4", "fc"])  # fc has no details
+    with xr.open_dataarray(tmp_path / "details" / "bench.nc", engine="h5netcdf") as gathered:
+        assert gathered.sizes == {"layer": 3, "split": 10, "neuroid": 7}
+        for layer, values in written.items():
+            np.testing.assert_allclose(gathered.sel(layer=layer).values, values.values, rtol=1e-6)
+        assert list(gathered["neuroid_id"].values) == [f"n{i}" for i in range(7)]
