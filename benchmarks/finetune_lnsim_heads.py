@@ -131,8 +131,12 @@ def main(argv=None) -> int:
         "Features: every residual block of ResMem's ResNet-152 globally average-pooled (float32; the linear "
         "head sees the last block's 2048, ResMem-Net all 50 blocks) and layer3's 1024 x 15 x 15 map at the "
         "227 crop (stored float16; AMNet's input).",
-        "Epoch caps (--max-epochs) shorten the recipes for this shared 2-core CPU: the capped recipe is the "
-        "named one cut after that many epochs (for resmemnet the first 8 epochs of its 1e-2 -> 1e-3 phase).",
+        ("Epoch caps (" + ", ".join(f"{head}={n}" for head, n in caps.items()) + ") cut the named recipe "
+         "after that many epochs, for CPU time; the other heads ran their whole recipe (with early stopping "
+         "where the recipe has it)." if caps else "Every head ran its whole recipe (with early stopping "
+         "where the recipe has it)."),
+        "train_seconds: wall time of the run that wrote the table; folds trained by an earlier run are read "
+        "back from their checkpoints and count 0 s.",
     ]
     (args.out / "lnsim_heads.md").write_text(
         "# Memorability heads on LNSIM (frozen ResMem ResNet-152 features, 5-fold CV)\n\n"

@@ -35,7 +35,7 @@ from memprobe.benchmarks import load_benchmark  # noqa: E402
 
 LAYERS = ("layer1", "layer2")
 SWEEP_MODEL, SWEEP_REDUCER = "resmem:resnet152", "srp:1024"
-SWEEP_LAYERS = ("layer2.3", "layer3.17", "layer4.1")
+SWEEP_LAYERS = ("layer3.17",)
 THREADS = 2
 REPEATS = 3
 

@@ -17,7 +17,8 @@ a NEW tensor: the hook's input may be overwritten later in the forward pass by a
   scores, yet it does NOT meet the issue's bar on resmem:resnet152 early/mid layers (Spearman across
   layers 0.87, mean |Δρ| 0.056 on 9 layers; sklearn's SparseRandomProjection at the same D loses as much,
   so this is the projection family, not the implementation). 4096 keeps an all-layer ResNet-152 store of
-  LNSIM at ~22 GB; larger D would cost disk linearly.
+  LNSIM at ~22 GB; larger D would cost disk linearly. The committed full ResNet-152 sweep (all 11,364
+  images of the four default benchmarks) uses D = 1024, because at 4096 its store would need ~97 GB.
 - ``pca``: per-layer PCA (like Brain-Score's LayerPCA: 1,000 components fitted on a 1,000-image
   ImageNet reference set). See :class:`PCAReducer` for the memory budget rule.
 """
