@@ -380,7 +380,7 @@ class PLSRegression:
         A = _component_limit(self.n_components, n, p, "fit")
         everything = torch.ones(1, n, dtype=torch.bool, device=X.device)
         solver = _FoldSolver(Xc, everything, self._use_kernel(n, p), centred=True)
-        _check_variance(solver, (X * X).sum(dim=1), ["fit"])
+        _check_variance(solver, torch.linalg.vector_norm(X, dim=1).square(), ["fit"])
         with _threads(1, X.device):
             R, T, KT, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"])
         V = _dual_coefficients(R, KT, C, tts)[0]
@@ -438,7 +438,7 @@ class PLSRegression:
         x_mean = X.mean(dim=0)
         self._check_finite(x_mean, Y.mean(dim=0))
         solver = _FoldSolver(X - x_mean, masks, self._use_kernel(n, p, F), centred=True)
-        _check_variance(solver, (X * X).sum(dim=1), names)
+        _check_variance(solver, torch.linalg.vector_norm(X, dim=1).square(), names)
         Yf = solver.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1]))
         y_means = (Y.unsqueeze(0) * solver.mask.unsqueeze(-1)).sum(dim=1) / solver.n_train.unsqueeze(1)
         with _threads(1, X.device):
