@@ -32,6 +32,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -87,6 +88,7 @@ class _FoldSolver:
         self.threads = torch.get_num_threads()  # for the large products; the rest runs on one thread
         self.gram = _gram(self.X) if use_kernel else None
 
+    @cached_property
     def traces(self) -> torch.Tensor:
         """Σ‖x_i − m_f‖² over each fold's training rows: the trace of its centred kernel."""
         mask, n_train = self.mask, self.n_train
@@ -135,7 +137,7 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
     tts = torch.zeros(F, n_components, dtype=dtype, device=device)
     n_iter = torch.zeros(F, n_components, dtype=torch.long, device=device)
     active = torch.ones(F, dtype=torch.bool, device=device)
-    variance_total = solver.traces()
+    variance_total = solver.traces
     variance_left = variance_total.clone()
     for k in range(n_components):
         largest = Y.abs().amax(dim=1, keepdim=True)  # F × 1 × q
@@ -296,7 +298,7 @@ def _check_variance(solver: _FoldSolver, raw_squares: torch.Tensor, names: Seque
     ``raw_squares``: ‖x_i‖² of the uncentred images, the scale against which the centred variance is
     judged (a constant non-zero layer leaves only rounding after centring).
     """
-    traces = solver.traces()
+    traces = solver.traces
     scale = solver.mask @ raw_squares
     flat = traces <= 1000 * torch.finfo(traces.dtype).eps * scale
     if bool(flat.any()):

@@ -109,10 +109,10 @@ def _details_path(run_dir: Path, benchmark: str, layer: str) -> Path:
     return run_dir / "details" / benchmark / f"{layer}.nc"
 
 
-def _write_details(path: Path, details) -> None:
+def _write_details(path: Path, details, encoding: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    details.to_netcdf(temporary, engine="h5netcdf")
+    details.to_netcdf(temporary, engine="h5netcdf", encoding=encoding)
     os.replace(temporary, path)
 
 
@@ -315,7 +315,5 @@ def _gather_details(run_dir: Path, benchmark: str, layers: Sequence[str]) -> Non
             parts.append(part.load().astype(np.float32))
     gathered = xr.concat(parts, dim=pd.Index(found, name="layer"))
     gathered.name = "score"
-    target = run_dir / "details" / f"{benchmark}.nc"
-    temporary = target.with_name(f".{target.name}.tmp")
-    gathered.to_netcdf(temporary, engine="h5netcdf", encoding={"score": {"zlib": True, "complevel": 4}})
-    os.replace(temporary, target)
+    _write_details(run_dir / "details" / f"{benchmark}.nc", gathered,
+                   encoding={"score": {"zlib": True, "complevel": 4}})
