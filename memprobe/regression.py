@@ -16,9 +16,10 @@ matrix M = Y_kᵀB: for u = Y_k γ,
 
 so the iterates are scikit-learn's (up to rounding) at O(q²) per iteration. Each component then
 needs one product K t (for the deflation of B, which is recomputed as Π K Π Y_k whenever its cheap
-update would lose digits); X itself is touched only to form K (or, when images outnumber features,
-through X (Xᵀ v) instead). Cross-validation folds share one Gram matrix of all images:
-a fold's centred kernel is H K[train, train] H, and all folds run their iterations batched.
+update would lose digits); X itself is touched only to form K, or, where K costs more multiply-adds
+than it saves (many targets, or few features), through X (Xᵀ v) instead. Cross-validation folds
+share one Gram matrix of all images: a fold's centred kernel is H K[train, train] H, and all folds run
+their iterations batched.
 
 Small samples. A centred training set of n images has rank ≤ n − 1, and scikit-learn would go on
 fitting numerical noise past the rank. Here the number of components is cut to
@@ -95,7 +96,7 @@ class _FoldSolver:
         if self.gram is not None:
             return mask @ torch.diagonal(self.gram) - ((mask @ self.gram) * mask).sum(dim=1) / n_train
         mean = (mask @ self.X) / n_train.unsqueeze(1)  # F × p
-        return mask @ (self.X * self.X).sum(dim=1) - n_train * (mean * mean).sum(dim=1)
+        return mask @ torch.linalg.vector_norm(self.X, dim=1).square() - n_train * (mean * mean).sum(dim=1)
 
     def centre(self, V: torch.Tensor, folds: torch.Tensor | None = None) -> torch.Tensor:
         """Centre F × n × m over each fold's training rows and zero the other rows (``folds``: a subset)."""
@@ -110,7 +111,8 @@ class _FoldSolver:
         flat = V.permute(1, 0, 2).reshape(n, F * m)
         flops = n * F * m * (n if self.gram is not None else 2 * self.X.shape[1])
         with _threads(self.threads if flops > PARALLEL_FLOPS else 1, flat.device):
-            out = self.gram @ flat if self.gram is not None else self.X @ (self.X.T @ flat)
+            # (Vᵀ X̃)ᵀ rather than X̃ᵀ V: CPU BLAS is many times slower on a transposed X̃ with few columns
+            out = self.gram @ flat if self.gram is not None else self.X @ (flat.T @ self.X).T
         return out.reshape(n, F, m).permute(1, 0, 2)
 
     def kernel_product(self, V: torch.Tensor, folds: torch.Tensor | None = None) -> torch.Tensor:
@@ -146,11 +148,13 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
             Y, B = Y.masked_fill(near_zero, 0.0), B.masked_fill(near_zero, 0.0)
         nonconstant = (largest > eps).squeeze(1) & ~near_zero.squeeze(1)  # F × q
         # The update of B below carries rounding errors of size eps‖K_r‖‖Y_r‖ from the last fresh B (step
-        # r); once B has shrunk well below that they would dominate, so then B = ΠK₀ΠY_k is recomputed.
-        # With few targets a fresh B costs no more than a few matrix-vector products: always recompute
-        # (a nearly explained y, as with near-duplicate features, is where the update loses digits).
+        # r); relative to a shrinking B they grow, so once B has lost a quarter of its digits
+        # (‖B‖ < eps^¼ of the fresh ‖B‖) B = ΠK₀ΠY_k is recomputed. With few targets a fresh B costs no
+        # more than a few matrix-vector products: always recompute (a nearly explained y, as with
+        # near-duplicate features, is where the update loses digits).
         b_norm = torch.linalg.vector_norm(B, dim=(1, 2))
-        stale = torch.nonzero(active & ((b_norm < 0.5 * b_norm_fresh) | (q <= FRESH_B_TARGETS))).flatten()
+        stale = active & ((b_norm < eps**0.25 * b_norm_fresh) | (q <= FRESH_B_TARGETS))
+        stale = torch.nonzero(stale).flatten()
         if len(stale):
             Y_stale = _project_out(Y[stale], T[stale], tts[stale], k)
             fresh = _project_out(solver.kernel_product(Y_stale, stale), T[stale], tts[stale], k)
@@ -329,8 +333,8 @@ def _component_limit(n_components: int, n_train: int, p: int, name: str) -> int:
 class PLSRegression:
     """scikit-learn's ``PLSRegression`` (NIPALS) on torch tensors, any device and float dtype.
 
-    ``kernel``: ``None`` chooses the n × n Gram form when features outnumber images (for batched folds,
-    when they exceed a quarter of the images).
+    ``kernel``: ``None`` chooses between the n × n Gram form and products with X by their cost
+    (``_use_kernel``); True or False forces one.
     Attributes after ``fit`` follow scikit-learn: ``x_weights_``, ``x_loadings_``, ``y_weights_``,
     ``y_loadings_``, ``x_rotations_``, ``coef_`` (targets × features), ``intercept_``, ``n_iter_``,
     ``n_components_`` (components actually used), as torch tensors.
@@ -344,12 +348,15 @@ class PLSRegression:
         self.dtype = dtype
         self.kernel = kernel
 
-    def _use_kernel(self, n: int, p: int, folds: int = 1) -> bool:
-        # The Gram matrix costs n²p once, then n² per product instead of ~4np. Batched folds need
-        # thousands of products (q per fold for every fresh B), so there it pays from p > n/4 on.
+    def _use_kernel(self, n: int, p: int, q: int, n_components: int, folds: int = 1) -> bool:
+        """The cheaper form by multiply-adds: the Gram matrix costs n²p/2 once, then n² per product
+        with one column instead of 2np. NIPALS multiplies q columns per fold for the first B, then one
+        per component (q + 1 where B is recomputed every time, ``FRESH_B_TARGETS``)."""
         if self.kernel is not None:
             return self.kernel
-        return p > n or (folds > 1 and 4 * p > n)
+        per_component = q + 1 if q <= FRESH_B_TARGETS else 1
+        columns = folds * (q + n_components * per_component)
+        return n * n * (p / 2 + columns) < 2 * n * p * columns
 
     def _prepare(self, X, Y):
         X = _as_tensor(X, self.device, self.dtype)
@@ -381,13 +388,13 @@ class PLSRegression:
             Xc, Yc = Xc / self.x_std_, Yc / self.y_std_
         A = _component_limit(self.n_components, n, p, "fit")
         everything = torch.ones(1, n, dtype=torch.bool, device=X.device)
-        solver = _FoldSolver(Xc, everything, self._use_kernel(n, p), centred=True)
+        solver = _FoldSolver(Xc, everything, self._use_kernel(n, p, Y.shape[1], A), centred=True)
         _check_variance(solver, torch.linalg.vector_norm(X, dim=1).square(), ["fit"])
         with _threads(1, X.device):
             R, T, KT, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"])
         V = _dual_coefficients(R, KT, C, tts)[0]
         safe = torch.where(tts[0] > 0, tts[0], torch.ones_like(tts[0]))
-        W, P, coef = torch.split(Xc.T @ torch.cat([R[0], T[0], V], dim=1), [A, A, V.shape[1]], dim=1)
+        W, P, coef = torch.split((torch.cat([R[0], T[0], V], dim=1).T @ Xc).T, [A, A, V.shape[1]], dim=1)
         P = P / safe
         sign = torch.sign(W.gather(0, W.abs().argmax(dim=0, keepdim=True))).squeeze(0)
         sign = torch.where(sign == 0, torch.ones_like(sign), sign)
@@ -439,7 +446,7 @@ class PLSRegression:
         A = min(_component_limit(self.n_components, int(m), p, names[f]) for f, m in enumerate(n_train))
         x_mean = X.mean(dim=0)
         self._check_finite(x_mean, Y.mean(dim=0))
-        solver = _FoldSolver(X - x_mean, masks, self._use_kernel(n, p, F), centred=True)
+        solver = _FoldSolver(X - x_mean, masks, self._use_kernel(n, p, Y.shape[1], A, F), centred=True)
         _check_variance(solver, torch.linalg.vector_norm(X, dim=1).square(), names)
         Yf = solver.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1]))
         y_means = (Y.unsqueeze(0) * solver.mask.unsqueeze(-1)).sum(dim=1) / solver.n_train.unsqueeze(1)

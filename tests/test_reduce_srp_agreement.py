@@ -1,7 +1,7 @@
 """The sparse projection on REAL activations (resmem:resnet152 on LNSIM images): distances between images
 are kept within the Johnson-Lindenstrauss spread, also for sparse, heavy-tailed post-ReLU maps (where a
 very sparse projection's extra kurtosis term would show). The PLS score agreement across layers is
-measured on 600 images by benchmarks/extraction_srp_agreement.py (results/benchmarks/).
+measured on two real V4 sessions by benchmarks/extraction_srp_agreement.py (results/benchmarks/).
 """
 
 from __future__ import annotations
