@@ -49,7 +49,8 @@ def projected(features: xr.DataArray, layer: str, dim: int) -> xr.DataArray:
     rows = [reduction(torch.from_numpy(features.values[r : r + ROW_CHUNK].astype("float32")))
             for r in range(0, features.shape[0], ROW_CHUNK)]
     values = torch.cat(rows).numpy()
-    return xr.DataArray(values, dims=features.dims, coords={"stimulus_id": ("presentation", features["stimulus_id"].values)})
+    ids = ("presentation", features["stimulus_id"].values)
+    return xr.DataArray(values, dims=features.dims, coords={"stimulus_id": ids})
 
 
 def session_rows(model, session: str, dims: list[int], scratch: Path, batch_size: int) -> list[dict]:

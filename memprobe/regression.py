@@ -47,7 +47,7 @@ TOL = 1e-06
 FRESH_B_TARGETS = 8
 # Below this many multiply-adds a CPU product runs on one thread: waking the pool costs more (and on a
 # busy machine a whole scheduler time slice).
-PARALLEL_FLOPS = 5e7
+PARALLEL_FLOPS = 1e7
 
 
 class PLSWarning(UserWarning):
@@ -111,9 +111,17 @@ class _FoldSolver:
         flat = V.permute(1, 0, 2).reshape(n, F * m)
         flops = n * F * m * (n if self.gram is not None else 2 * self.X.shape[1])
         with _threads(self.threads if flops > PARALLEL_FLOPS else 1, flat.device):
-            # (Vᵀ X̃)ᵀ rather than X̃ᵀ V: CPU BLAS is many times slower on a transposed X̃ with few columns
-            out = self.gram @ flat if self.gram is not None else self.X @ (flat.T @ self.X).T
+            # (Vᵀ A)ᵀ rather than Aᵀ V (or K V, K symmetric): CPU BLAS is several times slower on a
+            # transposed operand with few columns
+            out = (flat.T @ self.gram).T if self.gram is not None else self.X @ (flat.T @ self.X).T
         return out.reshape(n, F, m).permute(1, 0, 2)
+
+    def rows_product(self, V: torch.Tensor, rows: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """(X̃ X̃ᵀ V_f)[rows_f] for each fold f: the product for a few rows costs a fraction of all n."""
+        with _threads(self.threads, V.device):
+            if self.gram is not None:
+                return [self.gram[r] @ V[f] for f, r in enumerate(rows)]
+            return [self.X[r] @ (V[f].T @ self.X).T for f, r in enumerate(rows)]
 
     def kernel_product(self, V: torch.Tensor, folds: torch.Tensor | None = None) -> torch.Tensor:
         """Each fold's centred training kernel times V (V already centred on its fold)."""
@@ -132,6 +140,8 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
     Y = Y.clone()
     B = solver.kernel_product(Y)
     b_norm_fresh = torch.linalg.vector_norm(B, dim=(1, 2))  # ‖B‖ when last computed afresh
+    M = _cross(Y, B, solver.threads)  # Y_kᵀ B_k, q × q per fold, then updated with B
+    m_norm_fresh = torch.linalg.vector_norm(M, dim=(1, 2))
     R = torch.zeros(F, n, n_components, dtype=dtype, device=device)
     T = torch.zeros_like(R)
     KT = torch.zeros_like(R)
@@ -146,12 +156,13 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
         near_zero = largest < 10 * eps  # columns scikit-learn sets to zero
         if bool(near_zero.any()):
             Y, B = Y.masked_fill(near_zero, 0.0), B.masked_fill(near_zero, 0.0)
+            M = M.masked_fill(near_zero, 0.0).masked_fill(near_zero.transpose(1, 2), 0.0)
         nonconstant = (largest > eps).squeeze(1) & ~near_zero.squeeze(1)  # F × q
-        # The update of B below carries rounding errors of size eps‖K_r‖‖Y_r‖ from the last fresh B (step
-        # r); relative to a shrinking B they grow, so once B has lost a quarter of its digits
-        # (‖B‖ < eps^¼ of the fresh ‖B‖) B = ΠK₀ΠY_k is recomputed. With few targets a fresh B costs no
-        # more than a few matrix-vector products: always recompute (a nearly explained y, as with
-        # near-duplicate features, is where the update loses digits).
+        # The updates of B and M below carry rounding errors of size eps‖B_r‖ (eps‖M_r‖) from their last
+        # fresh value (step r); relative to a shrinking B (M) they grow, so once one has lost a quarter
+        # of its digits (norm < eps^¼ of the fresh norm) it is recomputed: B = ΠK₀ΠY_k, M = Y_kᵀB. With
+        # few targets a fresh B costs no more than a few matrix-vector products: always recompute
+        # (a nearly explained y, as with near-duplicate features, is where the update loses digits).
         b_norm = torch.linalg.vector_norm(B, dim=(1, 2))
         stale = active & ((b_norm < eps**0.25 * b_norm_fresh) | (q <= FRESH_B_TARGETS))
         stale = torch.nonzero(stale).flatten()
@@ -160,6 +171,12 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
             fresh = _project_out(solver.kernel_product(Y_stale, stale), T[stale], tts[stale], k)
             B[stale] = fresh.masked_fill(near_zero[stale], 0.0)
             b_norm_fresh[stale] = torch.linalg.vector_norm(B[stale], dim=(1, 2))
+        m_norm = torch.linalg.vector_norm(M, dim=(1, 2))
+        stale_m = torch.nonzero(active & (m_norm < eps**0.25 * m_norm_fresh)).flatten()
+        stale_m = torch.unique(torch.cat([stale, stale_m]))
+        if len(stale_m):
+            M[stale_m] = _cross(Y[stale_m], B[stale_m], solver.threads)
+            m_norm_fresh[stale_m] = torch.linalg.vector_norm(M[stale_m], dim=(1, 2))
         has_signal = nonconstant.any(dim=1)
         for f in torch.nonzero(active & ~has_signal).flatten().tolist():
             warnings.warn(f"PLS {fold_names[f]}: Y residual is constant after {k} components; "
@@ -167,8 +184,6 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
         active = active & has_signal
         if not bool(active.any()):
             break
-        with _threads(solver.threads if F * n * q * q > PARALLEL_FLOPS else 1, Y.device):
-            M = Y.transpose(1, 2) @ B
         fit = torch.nonzero(active).flatten()
         first = torch.argmax(nonconstant[fit].to(torch.int8), dim=1)
         gamma = torch.nn.functional.one_hot(first, q).to(dtype)  # u = Y[:, first]
@@ -185,7 +200,7 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
         t = _bmv(B, beta)
         tt = (t * t).sum(dim=1)
         safe_tt = torch.where(active, tt, torch.ones_like(tt))
-        c = _bmv(Y.transpose(1, 2), t) / safe_tt.unsqueeze(1)  # y-loadings
+        c = _vbm(t, Y) / safe_tt.unsqueeze(1)  # y-loadings
         kt_raw = solver.kernel_product(t.unsqueeze(-1)).squeeze(-1)  # K₀ t
         kt = _project_out(kt_raw.unsqueeze(-1), T, tts, k).squeeze(-1)  # K_k t = Π K₀ t (t ⟂ earlier scores)
         R[:, :, k] = _project_out(_bmv(Y, beta).unsqueeze(-1), T, tts, k).squeeze(-1)  # w = X₀ᵀΠY_kβ
@@ -194,12 +209,15 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
         C[:, :, k] = c
         tts[:, k] = tt * keep.squeeze(1)
         n_iter[:, k] = iters * active
-        # Deflation: Y ← Y − t cᵀ;  B ← Π_t K_k Π_t Y = B − kt cᵀ − t (Bᵀt − (tᵀkt) c)ᵀ / tᵀt
+        # Deflation: Y ← Y − t cᵀ;  B ← Π_t K_k Π_t Y = B − kt cᵀ − t eᵀ with e = (h − (tᵀkt) c) / tᵀt,
+        # h = Bᵀt; then M = YᵀB ← M − h cᵀ − c hᵀ + (tᵀkt) c cᵀ (Yᵀkt = Bᵀt = h: K_k is symmetric)
         s = (t * kt).sum(dim=1)
-        h = _bmv(B.transpose(1, 2), t)
+        h = _vbm(t, B)
         e = (h - s.unsqueeze(1) * c) / safe_tt.unsqueeze(1)
-        Y = Y - t.unsqueeze(2) * c.unsqueeze(1)
-        B = B - kt.unsqueeze(2) * c.unsqueeze(1) - t.unsqueeze(2) * e.unsqueeze(1)
+        Y.baddbmm_(t.unsqueeze(2), c.unsqueeze(1), alpha=-1)
+        B.baddbmm_(torch.stack([kt, t], dim=2), torch.stack([c, e], dim=1), alpha=-1)
+        hc = h.unsqueeze(2) * c.unsqueeze(1)
+        M = M - hc - hc.transpose(1, 2) + s.view(-1, 1, 1) * c.unsqueeze(2) * c.unsqueeze(1)
         # Variance of X left after deflation: trace(K_{k+1}) = trace(K_k) − tᵀK_k t / tᵀt.
         variance_left = variance_left - torch.where(active, s / safe_tt, torch.zeros_like(s))
         exhausted = active & (variance_left <= 1000 * eps * variance_total)
@@ -222,7 +240,8 @@ def _project_out(V: torch.Tensor, T: torch.Tensor, tts: torch.Tensor, k: int) ->
     scores = T[:, :, :k]
     safe = torch.where(tts[:, :k] > 0, tts[:, :k], torch.ones_like(tts[:, :k])).unsqueeze(-1)
     for _ in range(2):
-        V = V - torch.bmm(scores, torch.bmm(scores.transpose(1, 2), V) / safe)
+        coefficients = torch.bmm(V.transpose(1, 2), scores).transpose(1, 2) / safe  # (Vᵀ T)ᵀ: see _vbm
+        V = torch.baddbmm(V, scores, coefficients, alpha=-1)
     return V
 
 
@@ -250,6 +269,18 @@ def _bmv(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.bmm(A, v.unsqueeze(-1)).squeeze(-1)
 
 
+def _vbm(v: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """Batched Aᵀv as a row vector times A (F × a, F × a × b → F × b): many times faster than bmm with Aᵀ."""
+    return torch.bmm(v.unsqueeze(1), A).squeeze(1)
+
+
+def _cross(Y: torch.Tensor, B: torch.Tensor, threads: int) -> torch.Tensor:
+    """YᵀB for every fold (F × n × q twice → F × q × q)."""
+    F, n, q = Y.shape
+    with _threads(threads if F * n * q * q > PARALLEL_FLOPS else 1, Y.device):
+        return Y.transpose(1, 2) @ B
+
+
 def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
     """scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) in the q-space of u = Y_kγ.
 
@@ -262,26 +293,28 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
     Returns β (w = X_kᵀY_kβ) and the iteration count of each fold.
     """
     eps = np.finfo(gamma.dtype).eps
-    done = np.zeros(len(gamma), dtype=bool)
-    iters = np.zeros(len(gamma), dtype=np.int64)
+    final, iters = np.empty_like(gamma), np.zeros(len(gamma), dtype=np.int64)
+    pending = np.arange(len(gamma))  # folds still iterating; the others are dropped from the arrays
     beta_old = M_beta_old = None
-    for _ in range(MAX_ITER):
+    for step in range(1, MAX_ITER + 1):
         M_gamma = _matvec(M, gamma)
-        scale = 1.0 / (np.sqrt(np.maximum(np.einsum("fi,fi->f", gamma, M_gamma), 0))[:, None] + eps)
+        scale = 1.0 / (np.sqrt(np.maximum(np.einsum("fi,fi->f", gamma, M_gamma), 0)) + eps)[:, None]
         beta, M_beta = gamma * scale, M_gamma * scale  # w /= ‖w‖ + eps
-        if beta_old is not None:
-            frozen = done[:, None]
-            beta, M_beta = np.where(frozen, beta_old, beta), np.where(frozen, M_beta_old, M_beta)
         gamma = M_beta / (np.einsum("fi,fi->f", M_beta, M_beta)[:, None] + eps)  # u = Y_k c / (cᵀc + eps)
-        iters += ~done
-        if single_target:
-            break
-        if beta_old is not None:
-            done |= np.einsum("fi,fi->f", beta - beta_old, M_beta - M_beta_old) < TOL  # ‖w − w_old‖²
-        if done.all():
-            break
+        if single_target or step == MAX_ITER:
+            stop = np.ones(len(pending), dtype=bool)
+        elif beta_old is None:
+            stop = np.zeros(len(pending), dtype=bool)
+        else:
+            stop = np.einsum("fi,fi->f", beta - beta_old, M_beta - M_beta_old) < TOL  # ‖w − w_old‖²
+        if stop.any():
+            final[pending[stop]], iters[pending[stop]] = beta[stop], step
+            keep = ~stop
+            pending, gamma, M, beta, M_beta = pending[keep], gamma[keep], M[keep], beta[keep], M_beta[keep]
+            if not len(pending):
+                break
         beta_old, M_beta_old = beta, M_beta
-    return beta, iters
+    return final, iters
 
 
 def _matvec(A: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -453,12 +486,14 @@ class PLSRegression:
         with _threads(1, X.device):
             R, T, KT, C, tts, _ = _nipals(solver, Yf, A, names)
         V = solver.centre(_dual_coefficients(R, KT, C, tts))
-        fitted = solver.raw_product(V)  # X̃ X̃_trainᵀ V for every image
-        offsets = (fitted * solver.mask.unsqueeze(-1)).sum(dim=1) / solver.n_train.unsqueeze(1)
+        tests = [torch.as_tensor(np.asarray(t), dtype=torch.long, device=X.device) for t in test_indices_list]
+        fitted = solver.rows_product(V, tests)  # X̃[test] X̃_trainᵀ V: the test rows only
+        # minus the training rows' mean of X̃ X̃_trainᵀ V (X is centred on them): (K̃ m)ᵀV / n_train
+        kernel_means = solver.raw_product(solver.mask.unsqueeze(-1)).squeeze(-1)
+        offsets = _vbm(kernel_means, V) / solver.n_train.unsqueeze(1)
         predictions = []
-        for f, test in enumerate(test_indices_list):
-            test = torch.as_tensor(np.asarray(test), dtype=torch.long, device=X.device)
-            pred = fitted[f, test] - offsets[f] + y_means[f]
+        for f in range(F):
+            pred = fitted[f] - offsets[f] + y_means[f]
             pred = pred.squeeze(1) if one_d else pred
             predictions.append(pred.cpu().numpy() if is_numpy else pred)
         return predictions
