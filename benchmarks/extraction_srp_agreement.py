@@ -1,15 +1,15 @@
-"""Are srp-reduced layer scores honest? Neural PLS scores of resmem:resnet152 layers on real Cowley V4
-sessions, from unreduced activations vs from srp-reduced ones at several D.
+"""Are projected layer scores honest? Neural PLS scores of resmem:resnet152 layers on real Cowley V4
+sessions, from unreduced activations vs from srp- and sketch-reduced ones at several D.
 
 Protocol: the ``cowley_v4.V4-pls`` benchmark restricted to one session at a time (its images, its
 neuroids, Brain-Score's 10 stratified splits, PLS-25, median Pearson r over neuroids, mean over splits;
 raw, not ceiled). The same benchmark object scores every version of a layer's features, so only the
 features differ. Unreduced activations are extracted per depth-ordered group of layers into a scratch
-store that is deleted once the group is scored (disk stays bounded); the srp versions are the
+store that is deleted once the group is scored (disk stays bounded); the reduced versions are the
 reducer's own projection of those same activations (it depends only on the layer's size, seed and D,
-so it equals what extraction with ``--reducer srp:D`` stores).
+so it equals what extraction with that ``--reducer`` stores).
 
-    python benchmarks/extraction_srp_agreement.py [--sessions 210305 210325] [--dims 1024 4096]
+    python benchmarks/extraction_srp_agreement.py [--sessions 210305 210325] [--reducers srp:1024 …]
 
 Writes results/benchmarks/extraction_srp_agreement.{csv,txt}.
 """
@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 
 from memprobe.benchmarks import load_benchmark
 from memprobe.extract import extract
-from memprobe.reduce import SRPReducer
+from memprobe.reduce import get_reducer
 from memprobe.regression import PLSWarning
 from memprobe.store import ActivationStore
 from memprobe.zoo import load_model
@@ -44,8 +44,8 @@ LAYER_GROUPS = [
 ROW_CHUNK = 50
 
 
-def projected(features: xr.DataArray, layer: str, dim: int) -> xr.DataArray:
-    reduction = SRPReducer(dim).for_layer(layer, (features.shape[1],), "cpu")
+def projected(features: xr.DataArray, layer: str, reducer: str) -> xr.DataArray:
+    reduction = get_reducer(reducer).for_layer(layer, (features.shape[1],), "cpu")
     rows = [reduction(torch.from_numpy(features.values[r : r + ROW_CHUNK].astype("float32")))
             for r in range(0, features.shape[0], ROW_CHUNK)]
     values = torch.cat(rows).numpy()
@@ -53,7 +53,7 @@ def projected(features: xr.DataArray, layer: str, dim: int) -> xr.DataArray:
     return xr.DataArray(values, dims=features.dims, coords={"stimulus_id": ids})
 
 
-def session_rows(model, session: str, dims: list[int], scratch: Path, batch_size: int) -> list[dict]:
+def session_rows(model, session: str, reducers: list[str], scratch: Path, batch_size: int) -> list[dict]:
     benchmark = load_benchmark("cowley_v4.V4-pls", sessions=[session])
     (stimuli,) = benchmark.stimulus_sets()
     rows = []
@@ -63,7 +63,7 @@ def session_rows(model, session: str, dims: list[int], scratch: Path, batch_size
         for layer in group:
             features = raw[layer]
             row = {"session": session, "layer": layer, "units": features.shape[1]}
-            versions = {"unreduced": features} | {f"srp{d}": projected(features, layer, d) for d in dims}
+            versions = {"unreduced": features} | {r: projected(features, layer, r) for r in reducers}
             for name, values in versions.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", PLSWarning)  # max_iter notices: same for every version
@@ -77,23 +77,23 @@ def session_rows(model, session: str, dims: list[int], scratch: Path, batch_size
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", nargs="+", default=["210305", "210325"])
-    parser.add_argument("--dims", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--reducers", nargs="+", default=["srp:1024", "srp:4096", "sketch:4096"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--scratch", type=Path, default=None, help="where raw activations go (deleted)")
     args = parser.parse_args()
     model = load_model("resmem:resnet152")
     scratch = args.scratch or Path(ActivationStore().root).parent / "srp-agreement-raw"
     started = time.time()
-    table = pd.DataFrame([row for s in args.sessions for row in session_rows(model, s, args.dims, scratch,
-                                                                             args.batch_size)])
+    table = pd.DataFrame([row for s in args.sessions
+                          for row in session_rows(model, s, args.reducers, scratch, args.batch_size)])
     lines = [f"resmem:resnet152, {len(LAYER_GROUPS)} groups of layers, cowley_v4.V4-pls per session "
              f"(raw score: median r over neuroids, mean over 10 splits); {time.time() - started:.0f} s"]
     for session, rows in [*table.groupby("session"), ("all", table)]:
-        for column in [f"srp{d}" for d in args.dims]:
+        for column in args.reducers:
             rho = spearmanr(rows["unreduced"], rows[column])[0]
             delta = (rows[column] - rows["unreduced"]).abs()
-            lines.append(f"session {session:>6} {column:>8}: Spearman across {len(rows)} layers = {rho:.3f}, "
-                         f"mean |Δr| = {delta.mean():.4f}, max |Δr| = {delta.max():.4f}  "
+            lines.append(f"session {session:>6} {column:>11}: Spearman across {len(rows)} layers = "
+                         f"{rho:.3f}, mean |Δr| = {delta.mean():.4f}, max |Δr| = {delta.max():.4f}  "
                          "(issue check: ≥ 0.95 and ≤ 0.02)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     table.to_csv(RESULTS / "extraction_srp_agreement.csv", index=False, float_format="%.5f")

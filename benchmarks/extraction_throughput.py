@@ -1,7 +1,7 @@
 """Throughput: hooked extraction of ALL layers of resmem:resnet152 (srp-reduced, written to a fresh store)
 vs a bare forward pass over the same LNSIM images, same DataLoader settings, same process.
 
-    python benchmarks/extraction_throughput.py [--n 192] [--batch-size 32] [--dim 4096]
+    python benchmarks/extraction_throughput.py [--n 192] [--batch-size 32] [--reducer srp:4096]
 
 Prints the ratio (goal ≤ 1.5) and writes results/benchmarks/extraction_throughput.json.
 """
@@ -18,7 +18,7 @@ import torch
 
 from memprobe.data import load_dataset
 from memprobe.extract import StimulusImages, collate_images, default_workers, extract, list_layers
-from memprobe.reduce import SRPReducer
+from memprobe.reduce import get_reducer
 from memprobe.store import ActivationStore
 from memprobe.zoo import load_model
 
@@ -43,14 +43,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dim", type=int, default=4096)
+    parser.add_argument("--reducer", default="srp:4096", help="e.g. srp:1024, sketch:4096")
     parser.add_argument("--workers", type=int, default=default_workers())
     args = parser.parse_args()
 
     model = load_model("resmem:resnet152")
     stimuli = load_dataset("lnsim").stimuli.subset(n=args.n, seed=1)
     layers = list_layers(model)
-    reducer = SRPReducer(args.dim)
+    reducer = get_reducer(args.reducer)
     for layer in layers:  # matrix generation is a one-off per layer width, not per image: time it apart
         reducer.for_layer(layer.name, layer.shape, "cpu")
     bare_forward(model, stimuli.subset(n=args.batch_size, seed=2), args.batch_size, args.workers)  # warm-up

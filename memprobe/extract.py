@@ -276,7 +276,7 @@ def extract(
     model,
     stimuli,
     layers: None | str | list[str] = None,
-    reducer: str | Reducer = "srp",
+    reducer: str | Reducer = "sketch",
     store: ActivationStore | None = None,
     batch_size: int = 32,
     device: str | None = None,
@@ -358,14 +358,26 @@ def _run_batches(
     by_call = {(layer.module, layer.call_index): layer.name for layer in todo}
     last_wanted = max(catalogue.layers.index(layer) for layer in todo)
     last_key = (catalogue.layers[last_wanted].module, catalogue.layers[last_wanted].call_index)
-    state = {"needed": set(), "rows": {}}
+    state = {"needed": set(), "rows": {}, "last": None}
 
     def on_call(module, path, k, output):
         name = by_call.get((path, k))
         if name is not None and name in state["needed"]:
-            state["rows"][name] = reductions[name](take_tensor(output)[0]).cpu().numpy()
+            state["rows"][name] = reduce_once(reductions[name], take_tensor(output)[0])
         if (path, k) == last_key:
             raise _StopForward
+
+    def reduce_once(reduction, tensor):
+        # A container often returns its last child's output unchanged (a ResNet block its final ReLU's,
+        # a stage its last block's): the same tensor object, not modified in place since (same version
+        # counter), under an equivalent reduction gives the same rows, so they are reused.
+        last = state["last"]
+        if (reduction.same_as is not None and last is not None and last[0] is tensor
+                and last[1] == tensor._version and last[2] == reduction.same_as):
+            return last[3]
+        rows = reduction(tensor).cpu().numpy()
+        state["last"] = (tensor, tensor._version, reduction.same_as, rows)
+        return rows
 
     transform = model.preprocessing.transform() if hasattr(model, "preprocessing") else _to_tensor()
     workers = default_workers() if num_workers is None else num_workers
@@ -388,10 +400,10 @@ def _run_batches(
         for batch_number, (indices, images, errors) in bar:
             bad = _bad_images(stimuli, indices, errors, skip_bad_images)
             state["needed"] = set(writer.layers_needing(batch_number))
-            state["rows"] = {}
+            state["rows"], state["last"] = {}, None
             if images is not None:
                 counter.counts.clear()
-                with torch.inference_mode():
+                with torch.no_grad():  # not inference_mode: reduce_once needs the tensors' version counters
                     try:
                         network(images.to(device, non_blocking=True))
                     except _StopForward:

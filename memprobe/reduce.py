@@ -12,14 +12,20 @@ a NEW tensor: the hook's input may be overwritten later in the forward pass by a
   entries ±sqrt(1/s)/sqrt(dim) with probability s/2 each, 0 otherwise. The matrix is a torch sparse CSR
   matrix generated deterministically from (seed, p, dim), so layers with the same width share it and a
   dense p × dim matrix never exists. Layers with p ≤ dim pass through unreduced (a projection to more
-  dimensions than the input has cannot help). Default dim = 4096, chosen by
-  benchmarks/extraction_srp_agreement.py (results/benchmarks/): on two real Cowley V4 sessions (400 and
-  640 images, 20 resmem:resnet152 layers from conv1 to fc) its neural PLS scores agree with those of
-  the unreduced activations (Spearman across layers 0.99, mean |Δr| 0.010 and 0.018), where D = 1024
-  does not (mean |Δr| 0.038 and 0.055). The projection's noise lowers scores, by about 0.1 · n / D in
-  raw r for n images, so larger stimulus sets need proportionally larger D (≈ 5n to stay within 0.02)
-  and disk grows with D. The committed full ResNet-152 sweep (all 11,364 images of the four default
-  benchmarks) uses D = 1024, because at 4096 its store would need ~97 GB.
+  dimensions than the input has cannot help).
+- ``sketch`` (the default): the count sketch, the same kind of projection with one non-zero (±1) per
+  input feature, so it costs one multiply-add per activation whatever D is (srp costs D/sqrt(p) each:
+  at D = 4096, extracting all ResNet-152 layers took 3.4× a bare forward pass with srp and 1.4× with
+  the sketch; benchmarks/extraction_throughput.py).
+
+Default dim = 4096, chosen by benchmarks/extraction_srp_agreement.py (results/benchmarks/): on two real
+Cowley V4 sessions (400 and 640 images, 20 resmem:resnet152 layers from conv1 to fc) neural PLS scores
+from sketch:4096 (and srp:4096) agree with those of the unreduced activations (Spearman across layers
+0.99 and 0.98, mean |Δr| 0.011 and 0.018), where D = 1024 does not (srp: mean |Δr| 0.038 and 0.055).
+The projection's noise lowers scores, by about 0.1 · n / D in raw r for n images, so larger stimulus
+sets need proportionally larger D (≈ 5n to stay within 0.02), and disk grows with D. The committed full
+ResNet-152 sweep (all 11,364 images of the four default benchmarks) uses srp:1024, because at D = 4096
+its store would need ~97 GB.
 - ``pca``: per-layer PCA (like Brain-Score's LayerPCA: 1,000 components fitted on a 1,000-image
   ImageNet reference set). See :class:`PCAReducer` for the memory budget rule.
 """
@@ -46,10 +52,15 @@ PER_IMAGE_MAX_DIM = 1024
 
 @dataclass
 class LayerReduction:
-    """The per-layer function applied to an output batch, and the width ``dim`` it produces."""
+    """The per-layer function applied to an output batch, and the width ``dim`` it produces.
+
+    ``same_as``: reductions with equal (not None) values give equal rows for the same tensor, so a tensor
+    that two layers output (a block and its last ReLU) is reduced once.
+    """
 
     fn: Callable[[torch.Tensor], torch.Tensor]
     dim: int
+    same_as: tuple | None = None
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return self.fn(batch)
@@ -84,7 +95,7 @@ class NoReducer(Reducer):
         return "none"
 
     def for_layer(self, layer, shape, device):
-        return LayerReduction(_flat_copy, math.prod(shape))
+        return LayerReduction(_flat_copy, math.prod(shape), ("copy",))
 
 
 class PoolReducer(Reducer):
@@ -95,12 +106,12 @@ class PoolReducer(Reducer):
 
     def for_layer(self, layer, shape, device):
         if len(shape) < 2:
-            return LayerReduction(_flat_copy, math.prod(shape))
+            return LayerReduction(_flat_copy, math.prod(shape), ("copy",))
 
         def spatial_mean(batch: torch.Tensor) -> torch.Tensor:
             return batch.detach().to(torch.float32).flatten(2).mean(dim=2)
 
-        return LayerReduction(spatial_mean, shape[0])
+        return LayerReduction(spatial_mean, shape[0], ("pool",))
 
 
 def sparse_random_matrix(n_features: int, dim: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
@@ -113,8 +124,24 @@ def sparse_random_matrix(n_features: int, dim: int, seed: int = DEFAULT_SEED) ->
     density = 1.0 / math.sqrt(n_features)
     counts = rng.binomial(n_features, density, size=dim)
     columns = np.concatenate([np.sort(rng.choice(n_features, c, replace=False)) for c in counts])
-    row_starts = np.concatenate([[0], np.cumsum(counts)])
     values = (rng.integers(0, 2, size=columns.size) * 2 - 1) * math.sqrt(1.0 / density / dim)
+    return _csr(counts, columns, values, dim, n_features)
+
+
+def count_sketch_matrix(n_features: int, dim: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
+    """The (dim × n_features) count sketch as a torch CSR tensor: every input feature adds itself, with a
+    random sign, to one random output (Charikar, Chen & Farach-Colton 2002), so ⟨Sx, Sy⟩ is unbiased for
+    ⟨x, y⟩ with the variance of a dense Gaussian projection, at one multiply-add per input feature.
+    """
+    rng = np.random.default_rng([seed, n_features, dim, 1])
+    bucket = rng.integers(0, dim, size=n_features)
+    signs = rng.integers(0, 2, size=n_features) * 2.0 - 1
+    columns = np.argsort(bucket, kind="stable")
+    return _csr(np.bincount(bucket, minlength=dim), columns, signs[columns], dim, n_features)
+
+
+def _csr(row_counts, columns, values, dim: int, n_features: int) -> torch.Tensor:
+    row_starts = np.concatenate([[0], np.cumsum(row_counts)])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(
@@ -128,6 +155,7 @@ def sparse_random_matrix(n_features: int, dim: int, seed: int = DEFAULT_SEED) ->
 
 class SRPReducer(Reducer):
     name = "srp"
+    per_image_max_dim: float = PER_IMAGE_MAX_DIM  # on the CPU, one sparse mat-vec per image up to this D
 
     def __init__(self, dim: int = DEFAULT_SRP_DIM, seed: int = DEFAULT_SEED):
         self.dim = dim
@@ -135,29 +163,43 @@ class SRPReducer(Reducer):
         self._matrices: dict[tuple[int, str], torch.Tensor] = {}
 
     def key(self) -> str:
-        return f"srp(dim={self.dim},seed={self.seed})"
+        return f"{self.name}(dim={self.dim},seed={self.seed})"
+
+    def _make_matrix(self, n_features: int) -> torch.Tensor:
+        return sparse_random_matrix(n_features, self.dim, self.seed)
 
     def matrix(self, n_features: int, device) -> torch.Tensor:
         cache_key = (n_features, str(device))
         if cache_key not in self._matrices:
-            self._matrices[cache_key] = sparse_random_matrix(n_features, self.dim, self.seed).to(device)
+            self._matrices[cache_key] = self._make_matrix(n_features).to(device)
         return self._matrices[cache_key]
 
     def for_layer(self, layer, shape, device):
         n_features = math.prod(shape)
         if n_features <= self.dim:
-            return LayerReduction(_flat_copy, n_features)
+            return LayerReduction(_flat_copy, n_features, ("copy",))
         matrix = self.matrix(n_features, device)
 
         def project(batch: torch.Tensor) -> torch.Tensor:
             flat = batch.detach().reshape(batch.shape[0], -1).to(torch.float32)
-            if flat.device.type == "cpu" and self.dim <= PER_IMAGE_MAX_DIM:
+            if flat.device.type == "cpu" and self.dim <= self.per_image_max_dim:
                 # At small D one sparse mat-vec per image is cheaper: the batched product transposes
                 # the whole (B, p) batch first, which then costs more than the product itself.
                 return torch.stack([matrix @ row for row in flat])
             return (matrix @ flat.T).T.contiguous()
 
-        return LayerReduction(project, self.dim)
+        return LayerReduction(project, self.dim, (self.key(),))
+
+
+class SketchReducer(SRPReducer):
+    """The count sketch (``count_sketch_matrix``): the sparsest random projection, one non-zero per
+    input feature instead of D/sqrt(p), so its cost does not grow with D."""
+
+    name = "sketch"
+    per_image_max_dim = math.inf  # per image 20 ms vs batched 69 ms (32 images × 802,816 units, D = 4096)
+
+    def _make_matrix(self, n_features: int) -> torch.Tensor:
+        return count_sketch_matrix(n_features, self.dim, self.seed)
 
 
 class PCAReducer(Reducer):
@@ -236,17 +278,19 @@ class PCAReducer(Reducer):
 
 
 def get_reducer(spec: str | Reducer, **options) -> Reducer:
-    """A reducer from an existing instance or a spec: ``none``, ``pool``, ``srp[:D]``, ``pca[:K]``.
+    """A reducer from an instance or a spec: ``none``, ``pool``, ``srp[:D]``, ``sketch[:D]``, ``pca[:K]``.
 
     ``pca`` is fitted on the ``imagenet_sample`` images unless ``reference=`` gives another stimulus set.
     """
     if isinstance(spec, Reducer):
         return spec
-    makers = {"none": NoReducer, "pool": PoolReducer, "srp": SRPReducer, "pca": PCAReducer}
-    sizes = {"srp": "dim", "pca": "n_components"}
+    makers = {"none": NoReducer, "pool": PoolReducer, "srp": SRPReducer, "sketch": SketchReducer,
+              "pca": PCAReducer}
+    sizes = {"srp": "dim", "sketch": "dim", "pca": "n_components"}
     name, _, size = spec.partition(":")
     if name not in makers or (size and (name not in sizes or not size.isdigit())):
-        raise MemprobeError(f"unknown reducer {spec!r}; choose none, pool, srp[:D] or pca[:K], e.g. srp:1024")
+        raise MemprobeError(f"unknown reducer {spec!r}; choose none, pool, srp[:D], sketch[:D] or pca[:K], "
+                            "e.g. sketch:4096")
     if size:
         options[sizes[name]] = int(size)
     if name == "pca" and "reference" not in options:

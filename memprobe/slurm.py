@@ -145,7 +145,7 @@ def parse_config(raw: dict, path: Path | None = None, out: str | os.PathLike | N
     )
 
 
-REDUCER_SIZES = {"srp": "dim", "pca": "n_components"}
+REDUCER_SIZES = {"srp": "dim", "sketch": "dim", "pca": "n_components"}
 
 
 def _reducer(value, where: str) -> dict:
@@ -156,7 +156,7 @@ def _reducer(value, where: str) -> dict:
         return dict(value)
     name, _, size = str(value).partition(":")
     if size and (name not in REDUCER_SIZES or not size.isdigit()):
-        raise SlurmError(f"{where}: reducer {value!r}: give none, pool, srp[:D] or pca[:K]")
+        raise SlurmError(f"{where}: reducer {value!r}: give none, pool, srp[:D], sketch[:D] or pca[:K]")
     return {"name": name, REDUCER_SIZES[name]: int(size)} if size else {"name": name}
 
 
@@ -271,7 +271,7 @@ def _sweep_reducer(reducer: dict) -> str:
     extra = set(reducer) - {"name", size_key}
     if extra:
         raise SlurmError(f"reducer options {sorted(extra)} cannot be passed to the sweep; it takes "
-                         "none, pool, srp[:D] or pca[:K]")
+                         "none, pool, srp[:D], sketch[:D] or pca[:K]")
     return f"{reducer['name']}:{reducer[size_key]}" if size_key in reducer else reducer["name"]
 
 

@@ -68,9 +68,9 @@ class Measurements:
 
 
 def _features(reducer: dict, row: pd.Series) -> float:
-    """Features per layer after the reducer: an upper bound for srp/pca (layers narrower pass through)."""
+    """Features per layer after the reducer: an upper bound for srp/sketch/pca (narrower layers pass)."""
     name = reducer.get("name", "none")
-    if name in ("srp", "pca"):
+    if name in ("srp", "sketch", "pca"):
         return min(float(reducer.get("dim", reducer.get("n_components", 4096))), row["mean_units"])
     if name == "pool":
         return row["mean_channels"]

@@ -58,7 +58,7 @@ class SweepConfig:
     seed: int = 0
     layers: str | tuple[str, ...] | None = None
     max_module_depth: int | None = None
-    reducer: str = "srp"
+    reducer: str = "sketch"
     subset: int | None = None
     subset_seed: int = 0
     min_units: int = 24

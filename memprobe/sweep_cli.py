@@ -33,7 +33,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser, out_default: str) -> Non
         type=int,
         help="keep layers whose module path has at most this many parts (2: stem, stages, blocks, head)",
     )
-    parser.add_argument("--reducer", default="srp", help="none | pool | srp[:D] | pca[:K] (default srp)")
+    parser.add_argument("--reducer", default="sketch",
+                        help="none | pool | srp[:D] | sketch[:D] | pca[:K] (default sketch, D = 4096)")
     parser.add_argument("--subset", type=int, help="use N images of each stimulus set (seeded), not all")
     parser.add_argument("--subset-seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -75,7 +76,7 @@ def register(subparsers) -> None:
 def _demo(args: argparse.Namespace) -> int:
     args.model = DEMO_MODEL
     args.weights, args.seed, args.layers, args.subset_seed = "pretrained", 0, None, 0
-    args.reducer = FULL_DEMO_REDUCER if args.full else "srp"
+    args.reducer = FULL_DEMO_REDUCER if args.full else "sketch"
     args.subset = None if args.full else DEMO_SUBSET
     args.max_module_depth = None if args.full else DEMO_MAX_MODULE_DEPTH
     return _run(args, DEMO_MODEL, figures=True)

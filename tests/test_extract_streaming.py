@@ -10,6 +10,7 @@ from test_extract_layers import TupleAndDictNet
 
 from memprobe.errors import DataError, ModelError
 from memprobe.extract import extract
+from memprobe.reduce import LayerReduction, SketchReducer
 from memprobe.store import ActivationStore
 
 
@@ -135,3 +136,59 @@ def test_bad_image_mid_run_names_the_image_and_keeps_finished_batches(tmp_path, 
         progress=False,
     )
     np.testing.assert_allclose(conv2.values, clean["conv2"].values, rtol=1e-5, atol=1e-6)
+
+
+class BlockNet(torch.nn.Module):
+    """A block returning its last ReLU's output as is, and one that doubles it in place afterwards."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.block = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(inplace=True))
+        self.doubled = Doubled()
+
+    def forward(self, x):
+        return self.doubled(self.block(x))
+
+
+class Doubled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv(x)).mul_(2)
+
+
+class CountingSketch(SketchReducer):
+    def __init__(self, dim):
+        super().__init__(dim)
+        self.reduced = []
+
+    def for_layer(self, layer, shape, device):
+        reduction = super().for_layer(layer, shape, device)
+
+        def counted(batch):
+            self.reduced.append(layer)
+            return reduction(batch)
+
+        return LayerReduction(counted, reduction.dim, reduction.same_as)
+
+
+def test_a_tensor_two_layers_output_is_reduced_once_unless_changed_in_place_between(tmp_path):
+    model = tiny_model(BlockNet())
+    stimuli = image_set(tmp_path / "images", 5)
+    reducer = CountingSketch(64)
+    options = {"batch_size": 5, "num_workers": 0, "progress": False}
+    features = extract(model, stimuli, None, reducer, ActivationStore(tmp_path / "s"), **options)
+    assert reducer.reduced.count("block.1") == 1 and "block" not in reducer.reduced  # rows reused
+    assert reducer.reduced.count("doubled.relu") == 1 and reducer.reduced.count("doubled") == 1
+    np.testing.assert_array_equal(features["block"].values, features["block.1"].values)
+    np.testing.assert_allclose(features["doubled"].values, 2 * features["doubled.relu"].values, rtol=1e-5)
+    raw = extract(model, stimuli, None, "none", ActivationStore(tmp_path / "raw"), **options)
+    with torch.no_grad():
+        block = model.network.block(_inputs(model, stimuli))
+        doubled = model.network.doubled(block.clone())
+    np.testing.assert_allclose(raw["block"].values, block.flatten(1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(raw["doubled"].values, doubled.flatten(1).numpy(), rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Reducers: shapes, determinism, the sparse projection's distribution, reference-set PCA."""
+"""Reducers: shapes, determinism, the sparse projections' distributions, reference-set PCA."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ import pytest
 import torch
 from extract_fixtures import CountingNet, image_set, tiny_model
 from sklearn.decomposition import PCA
+from sklearn.feature_extraction import FeatureHasher
 from sklearn.random_projection import SparseRandomProjection
 
 from memprobe.errors import MemprobeError
 from memprobe.extract import extract
-from memprobe.reduce import PCAReducer, SRPReducer, get_reducer, sparse_random_matrix
+from memprobe.reduce import (
+    PCAReducer,
+    SketchReducer,
+    SRPReducer,
+    count_sketch_matrix,
+    get_reducer,
+    sparse_random_matrix,
+)
 from memprobe.store import ActivationStore
 
 
@@ -70,6 +78,30 @@ def test_srp_has_sklearns_sparse_random_projection_distribution():
         assert abs(ratio.mean() - 1) < 0.03, label
         assert abs(ratio.std() - math.sqrt(2 / dim)) < 0.03, label  # Var of a χ²_dim/dim ratio
     assert abs(ratios["ours"].std() - ratios["sklearn"].std()) < 0.02
+
+
+def test_sketch_is_the_signed_hashing_trick_with_sklearns_distance_spread():
+    p, dim = 20_000, 256
+    matrix = count_sketch_matrix(p, dim, seed=0).to_dense().numpy()
+    assert ((matrix != 0).sum(axis=0) == 1).all()  # every input feature lands in exactly one output
+    np.testing.assert_array_equal(np.unique(matrix), [-1.0, 0.0, 1.0])
+    assert abs((matrix > 0).sum() - p / 2) < 4 * math.sqrt(p / 4)
+    assert np.array_equal(matrix, count_sketch_matrix(p, dim, seed=0).to_dense().numpy())
+    assert not np.array_equal(matrix, count_sketch_matrix(p, dim, seed=1).to_dense().numpy())
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, p)).astype(np.float32) * rng.uniform(0.1, 3, size=p).astype(np.float32)
+    reducer = get_reducer(f"sketch:{dim}")
+    assert isinstance(reducer, SketchReducer) and reducer.key() == f"sketch(dim={dim},seed=0)"
+    ours = reducer.for_layer("x", (p,), "cpu")(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, x @ matrix.T, rtol=1e-4, atol=1e-3)
+    hasher = FeatureHasher(dim, input_type="dict", alternate_sign=True)  # the same scheme, by murmurhash
+    theirs = hasher.transform([dict(zip(map(str, range(p)), row, strict=True)) for row in x]).toarray()
+    original = _pairwise_sq(x)
+    mask = np.triu(np.ones_like(original, dtype=bool), 1)
+    for label, sketched in (("ours", ours), ("sklearn", theirs)):
+        ratio = _pairwise_sq(sketched)[mask] / original[mask]
+        assert abs(ratio.mean() - 1) < 0.03, label
+        assert abs(ratio.std() - math.sqrt(2 / dim)) < 0.03, label
 
 
 def _pairwise_sq(x):
