@@ -1,8 +1,8 @@
-"""Memory: extract ALL layers of resmem:resnet152 (srp-reduced) for the LNSIM images; report peak RSS.
+"""Memory: extract ALL layers of resmem:resnet152 (reduced) for the LNSIM images; report peak RSS.
 
 The peer is a bare forward pass of one batch in the same process (what any extraction must hold).
 
-    python benchmarks/extraction_memory.py [--n 2632] [--batch-size 32] [--keep]
+    python benchmarks/extraction_memory.py [--n 2632] [--batch-size 16] [--reducer sketch:4096] [--keep]
 
 Writes results/benchmarks/extraction_memory.json. Goal: peak RSS < 6 GB for all 2,632 images.
 """
@@ -21,7 +21,7 @@ import torch
 
 from memprobe.data import load_dataset
 from memprobe.extract import default_workers, extract, list_layers
-from memprobe.reduce import DEFAULT_SRP_DIM, SRPReducer
+from memprobe.reduce import get_reducer
 from memprobe.store import ActivationStore
 from memprobe.zoo import load_model
 
@@ -36,7 +36,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2632)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--dim", type=int, default=DEFAULT_SRP_DIM)
+    parser.add_argument("--reducer", default="sketch:4096")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--scratch", type=Path, default=None, help="store folder (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the store (default: delete it)")
@@ -49,13 +49,14 @@ def main():
         model.network(torch.rand(args.batch_size, *model.preprocessing.input_size))
     after_one_batch = peak_rss_gb()
 
+    reducer = get_reducer(args.reducer)
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="memprobe-memory-"))
     started = time.time()
     features = extract(
         model,
         stimuli,
         None,
-        SRPReducer(args.dim),
+        reducer,
         ActivationStore(scratch),
         batch_size=args.batch_size,
         num_workers=args.workers,
@@ -67,7 +68,7 @@ def main():
         "model": model.id,
         "images": len(stimuli),
         "layers": len(features),
-        "reducer": f"srp(dim={args.dim})",
+        "reducer": reducer.key(),
         "batch_size": args.batch_size,
         "workers": args.workers,
         "peak_rss_gb": round(peak_rss_gb(), 3),

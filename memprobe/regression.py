@@ -186,9 +186,8 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
             break
         fit = torch.nonzero(active).flatten()
         first = torch.argmax(nonconstant[fit].to(torch.int8), dim=1)
-        gamma = torch.nn.functional.one_hot(first, q).to(dtype)  # u = Y[:, first]
-        host = [m[fit].cpu().numpy() for m in (gamma, M)]
-        beta_fit, iters_fit = _power_iteration(*host, single_target=q == 1)
+        gamma = torch.nn.functional.one_hot(first, q).to(dtype)  # u = Y[:, first], for the folds in fit
+        beta_fit, iters_fit = _power_iteration(gamma.cpu().numpy(), M[fit].cpu().numpy(), q == 1)
         beta = torch.zeros(F, q, dtype=dtype, device=device)
         beta[fit] = torch.as_tensor(beta_fit, device=device)
         iters = torch.zeros(F, dtype=torch.long, device=device)

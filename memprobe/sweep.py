@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
 import memprobe
 from memprobe.atomic import write_text
-from memprobe.benchmarks import list_benchmarks, load_benchmark
+from memprobe.benchmarks import PLSOptions, list_benchmarks, load_benchmark
 from memprobe.errors import BenchmarkError, MemprobeError, UnscorableFeatures
 from memprobe.extract import extract, list_layers
 from memprobe.reduce import get_reducer
@@ -46,6 +47,9 @@ DEFAULT_BENCHMARKS = (
     "rsa92.IT-monkey-rsa",
     "rsa92.IT-human-rsa",
 )
+
+# float32 PLS: scores equal to ~5 decimals in ~2/3 of the time (results/benchmarks/neural_speed.json)
+PLS_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,21 @@ class SweepConfig:
     subset: int | None = None
     subset_seed: int = 0
     min_units: int = 24
+    pls_dtype: str = "float64"
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        if fields["pls_dtype"] == "float64":  # the default: older output folders keep their digest
+            del fields["pls_dtype"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    def benchmark_options(self, identifier: str) -> dict:
+        options = {"subset": self.subset, "subset_seed": self.subset_seed}
+        if identifier.endswith("-pls"):
+            if self.pls_dtype not in PLS_DTYPES:
+                raise MemprobeError(f"pls_dtype {self.pls_dtype!r}: choose one of {', '.join(PLS_DTYPES)}")
+            options["pls"] = PLSOptions(dtype=PLS_DTYPES[self.pls_dtype])
+        return options
 
 
 @dataclass
@@ -221,9 +237,7 @@ def run_sweep(
     identifiers = check_benchmarks(config.benchmarks)
     out = Path(out)
     check_writable(out)
-    benchmarks = [
-        load_benchmark(b, subset=config.subset, subset_seed=config.subset_seed) for b in identifiers
-    ]
+    benchmarks = [load_benchmark(b, **config.benchmark_options(b)) for b in identifiers]
     run_dir = out / model_dirname(config.model)
     _claim_run_dir(run_dir, config)
     times = times or SweepTimes()

@@ -35,6 +35,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser, out_default: str) -> Non
     )
     parser.add_argument("--reducer", default="sketch",
                         help="none | pool | srp[:D] | sketch[:D] | pca[:K] (default sketch, D = 4096)")
+    parser.add_argument("--pls-dtype", choices=["float64", "float32"], default="float64",
+                        help="PLS precision (float32: faster, scores equal to ~5 decimals)")
     parser.add_argument("--subset", type=int, help="use N images of each stimulus set (seeded), not all")
     parser.add_argument("--subset-seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -76,6 +78,7 @@ def register(subparsers) -> None:
 def _demo(args: argparse.Namespace) -> int:
     args.model = DEMO_MODEL
     args.weights, args.seed, args.layers, args.subset_seed = "pretrained", 0, None, 0
+    args.pls_dtype = "float64"
     args.reducer = FULL_DEMO_REDUCER if args.full else "sketch"
     args.subset = None if args.full else DEMO_SUBSET
     args.max_module_depth = None if args.full else DEMO_MAX_MODULE_DEPTH
@@ -94,6 +97,7 @@ def _run(args: argparse.Namespace, model: str, figures: bool) -> int:
         reducer=args.reducer,
         subset=args.subset,
         subset_seed=args.subset_seed,
+        pls_dtype=args.pls_dtype,
     )
     scores = run_sweep(
         config, args.out, batch_size=args.batch_size, device=args.device, num_workers=args.workers

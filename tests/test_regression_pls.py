@@ -178,3 +178,19 @@ def test_constant_features_are_refused_not_scored(value):
         PLSRegression(3).fit_predict_folds(X, Y, folds, [np.arange(30, 40), np.arange(0, 10)])
     X[20, 0] += 1.0  # one varying value (in both folds) is enough to fit
     PLSRegression(3).fit_predict_folds(X, Y, folds, [np.arange(30, 40), np.arange(0, 10)])
+
+
+def test_a_fold_that_runs_out_of_rank_early_stops_while_the_others_go_on():
+    rng = np.random.default_rng(10)
+    basis = rng.normal(size=(3, 40))
+    weights = rng.normal(size=(60, 3))
+    weights[:30, 2] = 0  # the first 30 images span only two of the three directions
+    X, Y = weights @ basis, weights @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(60, 2))
+    trains, tests = [np.arange(30), np.arange(60)], [np.arange(30, 60), np.arange(30)]
+    with pytest.warns(PLSWarning, match="fold 0: X has rank 2"):
+        ours = PLSRegression(10).fit_predict_folds(X, Y, trains, tests)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for components, train, test, prediction in zip((2, 3), trains, tests, ours, strict=True):
+            expected = SklearnPLS(components, scale=False).fit(X[train], Y[train]).predict(X[test])
+            assert _relative_error(expected, prediction) < 1e-4

@@ -162,3 +162,15 @@ def test_per_layer_details_are_gathered_into_one_file_per_benchmark(tmp_path):
         for layer, values in written.items():
             np.testing.assert_allclose(gathered.sel(layer=layer).values, values.values, rtol=1e-6)
         assert list(gathered["neuroid_id"].values) == [f"n{i}" for i in range(7)]
+
+
+def test_float32_pls_gives_the_float64_scores_and_is_its_own_configuration(tmp_path):
+    layers = ["--layers", "layer3.*"]  # random weights, 60 images: some folds run out of rank early
+    assert _sweep(*SMALL, *layers, "--out", str(tmp_path / "f64")) == 0
+    assert _sweep(*SMALL, *layers, "--pls-dtype", "float32", "--out", str(tmp_path / "f32")) == 0
+    runs = ("f64", "f32")
+    double, single = (pd.read_csv(tmp_path / r / "torchvision_resnet18" / "scores.csv") for r in runs)
+    pls = single["benchmark"] == "lnsim.memorability-pls"
+    assert set(single.loc[pls, "dtype"]) == {"float32"} and set(double.loc[pls, "dtype"]) == {"float64"}
+    assert (single["raw"] - double["raw"]).abs().max() < 1e-3
+    assert _sweep(*SMALL, *layers, "--pls-dtype", "float32", "--out", str(tmp_path / "f64")) == 1
