@@ -131,7 +131,7 @@ def sparse_random_matrix(n_features: int, dim: int, seed: int = DEFAULT_SEED) ->
 def count_sketch_matrix(n_features: int, dim: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
     """The (dim × n_features) count sketch as a torch CSR tensor: every input feature adds itself, with a
     random sign, to one random output (Charikar, Chen & Farach-Colton 2002), so ⟨Sx, Sy⟩ is unbiased for
-    ⟨x, y⟩ with the variance of a dense Gaussian projection, at one multiply-add per input feature.
+    ⟨x, y⟩ with at most the variance of a dense Gaussian projection, at one multiply-add per feature.
     """
     rng = np.random.default_rng([seed, n_features, dim, 1])
     bucket = rng.integers(0, dim, size=n_features)
