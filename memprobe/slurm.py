@@ -276,14 +276,17 @@ def _sweep_reducer(reducer: dict) -> str:
 
 
 def sweep_unit(model: str, out: Path, benchmarks: list[str], weights: str, layers: str | list[str] | None,
-               reducer: dict, subset: int | None, seed: int, **options) -> pd.DataFrame:
+               reducer: dict, subset: int | None, seed: int, pls_dtype: str = "float64",
+               **options) -> pd.DataFrame:
     """The default sweep runner: ``memprobe.sweep.run_sweep`` on one model × one stimulus group.
-    ``options`` go to ``run_sweep`` (batch_size, device, num_workers)."""
+    ``options`` (the config's ``options:``) go to ``run_sweep`` (batch_size, device, num_workers), except
+    ``pls_dtype`` (float64 or float32), which is part of the sweep's configuration."""
     from memprobe.sweep import SweepConfig, run_sweep
 
     config = SweepConfig(model=model, benchmarks=tuple(benchmarks), weights=weights, seed=seed,
                          layers=tuple(layers) if isinstance(layers, list) else layers,
-                         reducer=_sweep_reducer(reducer), subset=subset, subset_seed=seed)
+                         reducer=_sweep_reducer(reducer), subset=subset, subset_seed=seed,
+                         pls_dtype=pls_dtype)
     return run_sweep(config, out, progress=False, **options)
 
 

@@ -271,3 +271,12 @@ def test_reducer_forms_reach_the_sweep_as_its_spec(tmp_path, given, parsed, spec
 def test_a_bad_reducer_is_named(tmp_path):
     with pytest.raises(slurm.SlurmError, match="reducer 'pool:3'"):
         slurm.load_config(write_config(tmp_path, reducer="pool:3"))
+
+
+def test_the_sweep_runner_takes_the_pls_precision_from_the_config_options(tmp_path, data_root):
+    scores = slurm.sweep_unit("torchvision:resnet18", tmp_path, ["lnsim.memorability-pls"], "random",
+                              ["layer4"], {"name": "pool"}, 40, 0, pls_dtype="float32", batch_size=20,
+                              num_workers=0)
+    assert scores["dtype"].tolist() == ["float32"]
+    manifest = json.loads((tmp_path / "torchvision_resnet18" / "sweep.json").read_text())
+    assert manifest["config"]["pls_dtype"] == "float32"
