@@ -1,7 +1,7 @@
-"""Throughput: hooked extraction of ALL layers of resmem:resnet152 (srp-reduced, written to a fresh store)
+"""Throughput: hooked extraction of ALL layers of resmem:resnet152 (reduced, written to a fresh store)
 vs a bare forward pass over the same LNSIM images, same DataLoader settings, same process.
 
-    python benchmarks/extraction_throughput.py [--n 192] [--batch-size 32] [--reducer srp:4096]
+    python benchmarks/extraction_throughput.py [--n 192] [--batch-size 32] [--reducer sketch:4096]
 
 Prints the ratio (goal ≤ 1.5) and writes results/benchmarks/extraction_throughput.json.
 """
@@ -43,7 +43,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--reducer", default="srp:4096", help="e.g. srp:1024, sketch:4096")
+    parser.add_argument("--reducer", default="sketch:4096", help="the default reducer; e.g. srp:4096")
     parser.add_argument("--workers", type=int, default=default_workers())
     args = parser.parse_args()
 

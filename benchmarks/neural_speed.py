@@ -7,7 +7,7 @@ Brain-Score's side: ``load_metric('pls')(source, target)`` timed inside its own 
 (.venv-brainscore, via benchmarks/brainscore_peer.py; imports and process start not counted).
 
 Second case, at the size of the real sweep: the whole ``cowley_v4.V4-pls`` benchmark (all 8 sessions,
-8,640 images) on the ``srp:1024`` features of real resmem:resnet152 layers (read from the activation
+7,840 images) on the ``srp:1024`` features of real resmem:resnet152 layers (read from the activation
 store the sweep filled; extracted otherwise), against Brain-Score's metric run on each session, times
 summed. Per-session raw scores are compared (Brain-Score has no pooled multi-session score). memprobe
 runs it twice: in float64 (the default) and in float32 (``PLSOptions(dtype=torch.float32)``).

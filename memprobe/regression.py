@@ -164,16 +164,15 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
         # few targets a fresh B costs no more than a few matrix-vector products: always recompute
         # (a nearly explained y, as with near-duplicate features, is where the update loses digits).
         b_norm = torch.linalg.vector_norm(B, dim=(1, 2))
-        stale = active & ((b_norm < eps**0.25 * b_norm_fresh) | (q <= FRESH_B_TARGETS))
-        stale = torch.nonzero(stale).flatten()
+        stale_b = active & ((b_norm < eps**0.25 * b_norm_fresh) | (q <= FRESH_B_TARGETS))
+        stale = torch.nonzero(stale_b).flatten()
         if len(stale):
             Y_stale = _project_out(Y[stale], T[stale], tts[stale], k)
             fresh = _project_out(solver.kernel_product(Y_stale, stale), T[stale], tts[stale], k)
             B[stale] = fresh.masked_fill(near_zero[stale], 0.0)
             b_norm_fresh[stale] = torch.linalg.vector_norm(B[stale], dim=(1, 2))
         m_norm = torch.linalg.vector_norm(M, dim=(1, 2))
-        stale_m = torch.nonzero(active & (m_norm < eps**0.25 * m_norm_fresh)).flatten()
-        stale_m = torch.unique(torch.cat([stale, stale_m]))
+        stale_m = torch.nonzero(stale_b | (active & (m_norm < eps**0.25 * m_norm_fresh))).flatten()
         if len(stale_m):
             M[stale_m] = _cross(Y[stale_m], B[stale_m], solver.threads)
             m_norm_fresh[stale_m] = torch.linalg.vector_norm(M[stale_m], dim=(1, 2))

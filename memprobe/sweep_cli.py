@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from memprobe.sweep import DEFAULT_BENCHMARKS, SweepConfig, model_dirname, run_sweep
+from memprobe.sweep import DEFAULT_BENCHMARKS, PLS_DTYPES, SweepConfig, model_dirname, run_sweep
 
 DEMO_MODEL = "resmem:resnet152"
 DEMO_SUBSET = 250
@@ -35,7 +35,7 @@ def _add_sweep_options(parser: argparse.ArgumentParser, out_default: str) -> Non
     )
     parser.add_argument("--reducer", default="sketch",
                         help="none | pool | srp[:D] | sketch[:D] | pca[:K] (default sketch, D = 4096)")
-    parser.add_argument("--pls-dtype", choices=["float64", "float32"], default="float64",
+    parser.add_argument("--pls-dtype", choices=list(PLS_DTYPES), default="float64",
                         help="PLS precision (float32: faster, scores equal to ~5 decimals)")
     parser.add_argument("--subset", type=int, help="use N images of each stimulus set (seeded), not all")
     parser.add_argument("--subset-seed", type=int, default=0)
