@@ -25,6 +25,7 @@ def _layers(value: str | None):
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser, out_default: str) -> None:
+    # Outputs default to runs/: results/ holds the committed results, which the notebooks read in full.
     parser.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a file")
     parser.add_argument("--seed", type=int, default=0, help="seed for random weights")
     parser.add_argument("--layers", help="glob pattern (e.g. 'layer4.*') or comma-separated layer names")
@@ -53,12 +54,12 @@ def register(subparsers) -> None:
         default=",".join(DEFAULT_BENCHMARKS),
         help="comma-separated benchmark ids (default: the probe's four)",
     )
-    _add_sweep_options(sweep, "results/sweeps")
+    _add_sweep_options(sweep, "runs/sweeps")
     sweep.set_defaults(func=lambda args: _run(args, args.model, figures=False))
 
     probe = subparsers.add_parser("probe", help="sweep a model on the default benchmarks, with figures")
     probe.add_argument("model", help="model identifier, e.g. timm:convnext_tiny or torchvision:resnet50")
-    _add_sweep_options(probe, "results/probe")
+    _add_sweep_options(probe, "runs/probe")
     probe.set_defaults(func=lambda args: _run(args, args.model, figures=True))
 
     demo = subparsers.add_parser(
@@ -68,7 +69,7 @@ def register(subparsers) -> None:
     demo.add_argument("--full", action="store_true",
                       help=f"all layers and all images, reducer {FULL_DEMO_REDUCER} (hours on a CPU, "
                       "~24 GB of activation store)")
-    demo.add_argument("--out", default="results/demo")
+    demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--device")
     demo.add_argument("--workers", type=int)

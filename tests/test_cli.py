@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from memprobe.cli import COMMAND_MODULES, build_parser
 
@@ -19,3 +22,9 @@ def test_a_data_command_does_not_import_torch():
            "print('torch' in sys.modules)"  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", [["demo"], ["sweep", "--model", "x"], ["probe", "x"]])
+def test_runs_write_outside_the_committed_results_the_notebooks_read(command):
+    out = Path(build_parser().parse_args(command).out)
+    assert out.parts[0] == "runs", out
