@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from memprobe.errors import DataError
+from memprobe.errors import DataError, MemprobeError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def data_root(required: bool = True) -> Path:
@@ -33,10 +37,27 @@ def cache_root() -> Path:
 
 
 def device(preferred: str | None = None) -> str:
-    """``$MEMPROBE_DEVICE`` or the argument if given, else CUDA when present, else CPU."""
+    """The argument or ``$MEMPROBE_DEVICE`` if given (checked to exist here), else CUDA when present."""
     import torch
 
     choice = preferred or os.environ.get("MEMPROBE_DEVICE")
-    if choice:
-        return choice
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not choice:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(choice)
+    except RuntimeError as error:
+        raise MemprobeError(f"device {choice!r} is not a torch device; use cpu, cuda or cuda:N") from error
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise MemprobeError(f"device {choice!r}: torch sees {torch.cuda.device_count()} CUDA device(s) on "
+                            "this machine; use --device cpu (or $MEMPROBE_DEVICE), or run on a GPU node")
+    return choice
+
+
+def module_device(network) -> torch.device:
+    """Where a network's parameters (else buffers) are; CPU for one that has neither."""
+    import torch
+
+    tensor = next(network.parameters(), None)
+    if tensor is None:
+        tensor = next(network.buffers(), None)
+    return torch.device("cpu") if tensor is None else tensor.device

@@ -19,6 +19,8 @@ import difflib
 import fnmatch
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,7 +178,7 @@ def list_layers(model, min_units: int = 24, input_size: int | tuple[int, int] | 
     counter = _CallCounter(network, record)
     try:
         with torch.inference_mode():
-            network(dummy_input(model, input_size))
+            network(dummy_input(model, input_size).to(config.module_device(network)))
     except Exception as error:
         raise ModelError(
             f"a forward pass on a dummy input failed: {type(error).__name__}: {error}"
@@ -313,28 +315,34 @@ def extract(
         min_units=min_units,
         progress=progress,
     )
-    network.to(device)
     reductions = {layer.name: reducer.for_layer(layer.name, layer.shape, device) for layer in todo}
-    with store.writer(key, stimuli.ids, batch_size, {n: r.dim for n, r in reductions.items()}) as writer:
-        pending = writer.pending_batches()
-        if pending:
-            _run_batches(
-                network,
-                model,
-                stimuli,
-                todo,
-                reductions,
-                writer,
-                pending,
-                device,
-                num_workers,
-                skip_bad_images,
-                progress,
-                catalogue,
-            )
-        writer.finalize()
-        bad = dict(writer.progress["bad"])
+    home = config.module_device(network)
+    network.to(device)
+    try:
+        dims = {name: reduction.dim for name, reduction in reductions.items()}
+        with full_float32(), store.writer(key, stimuli.ids, batch_size, dims) as writer:
+            pending = writer.pending_batches()
+            if pending:
+                _run_batches(network, model, stimuli, todo, reductions, writer, pending, device, num_workers,
+                             skip_bad_images, progress, catalogue)
+            writer.finalize()
+            bad = dict(writer.progress["bad"])
+    finally:
+        network.to(home)  # the caller's model stays where it was
     return Activations(store, key, chosen, bad)
+
+
+@contextmanager
+def full_float32():
+    """No TF32 in CUDA convolutions and matrix products (PyTorch allows it in convolutions by default):
+    the store does not know which device filled a batch, so the values must not depend on it."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    previous = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = previous
 
 
 def _stored_bad(store: ActivationStore, key: StoreKey) -> dict[str, str]:
@@ -375,7 +383,7 @@ def _run_batches(
         if (reduction.same_as is not None and last is not None and last[0] is tensor
                 and last[1] == tensor._version and last[2] == reduction.same_as):
             return last[3]
-        rows = reduction(tensor).cpu().numpy()
+        rows = reduction(tensor)  # stays on the device until the batch is done: see _host_rows
         state["last"] = (tensor, tensor._version, reduction.same_as, rows)
         return rows
 
@@ -388,7 +396,14 @@ def _run_batches(
         num_workers=workers,
         pin_memory=device.type == "cuda",
     )
+    needs = {batch: set(writer.layers_needing(batch)) for batch in pending}  # before the writes begin
+    ids = stimuli.ids  # a new list at each access
+    host_rows = _HostRows()
     counter = _CallCounter(network, on_call)
+    # Each batch is written to the store in a thread (pwrite and fsync release the GIL) while the next
+    # one is computed; leaving the block (an error, an interrupt) waits for the write under way.
+    background = ThreadPoolExecutor(1, thread_name_prefix="memprobe-store")
+    writing = None
     try:
         bar = tqdm(
             zip(pending, loader, strict=True),
@@ -399,7 +414,7 @@ def _run_batches(
         )
         for batch_number, (indices, images, errors) in bar:
             bad = _bad_images(stimuli, indices, errors, skip_bad_images)
-            state["needed"] = set(writer.layers_needing(batch_number))
+            state["needed"] = needs[batch_number]
             state["rows"], state["last"] = {}, None
             if images is not None:
                 counter.counts.clear()
@@ -408,19 +423,54 @@ def _run_batches(
                         network(images.to(device, non_blocking=True))
                     except _StopForward:
                         pass
-            bad_rows = [position for position, index in enumerate(indices) if stimuli.ids[index] in bad]
+            bad_rows = [position for position, index in enumerate(indices) if ids[index] in bad]
+            computed = host_rows(state["rows"])
             rows = {}
             for name in state["needed"]:
                 if images is None:  # every image of the batch failed to decode
                     rows[name] = np.full((len(indices), reductions[name].dim), np.nan, np.float32)
-                elif name not in state["rows"]:
+                elif name not in computed:
                     raise ModelError(f"layer {name} was not called when computing batch {batch_number}")
                 else:
-                    rows[name] = state["rows"][name]
+                    rows[name] = computed[name]
                     rows[name][bad_rows] = np.nan
-            writer.write_batch(batch_number, rows, bad)
+            if writing is not None:
+                writing.result()  # also frees the host buffer the next batch's rows go to
+            writing = background.submit(writer.write_batch, batch_number, rows, bad)
+        if writing is not None:
+            writing.result()
     finally:
+        background.shutdown(wait=True)
         counter.remove()
+
+
+class _HostRows:
+    """A batch's reduced rows of every layer → numpy arrays.
+
+    On a GPU: one device-to-host copy per batch, into pinned memory (a copy per layer would wait for the
+    GPU hundreds of times per batch, and pageable copies run at a fraction of the bus speed). Two
+    buffers alternate, so one batch's rows can be written out while the next batch's arrive.
+    """
+
+    def __init__(self):
+        self.buffers: list[torch.Tensor | None] = [None, None]
+        self.turn = 0
+
+    def __call__(self, rows: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        distinct = list({id(t): t for t in rows.values()}.values())  # reused rows are one tensor
+        if not distinct or distinct[0].device.type == "cpu":
+            return {name: t.numpy() for name, t in rows.items()}
+        flat = torch.cat([t.reshape(-1).to(torch.float32) for t in distinct])
+        buffer = self.buffers[self.turn]
+        if buffer is None or buffer.numel() < flat.numel():
+            buffer = self.buffers[self.turn] = torch.empty(flat.numel(), pin_memory=True)
+        self.turn = 1 - self.turn
+        together = buffer[: flat.numel()].copy_(flat).numpy()
+        host, start = {}, 0
+        for t in distinct:  # each layer's rows are one contiguous block of the buffer
+            host[id(t)] = together[start : start + t.numel()].reshape(t.shape)
+            start += t.numel()
+        return {name: host[id(t)] for name, t in rows.items()}
 
 
 def _bad_images(stimuli, indices, errors, skip_bad_images) -> dict[str, str]:

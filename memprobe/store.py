@@ -235,7 +235,7 @@ class StoreWriter:
             if values.shape != (rows_slice.stop - rows_slice.start, self.dims[layer]):
                 raise ValueError(f"layer {layer}: batch {batch} has shape {values.shape}")
             offset = self._offsets[layer] + rows_slice.start * self.dims[layer] * 4
-            os.pwrite(self._fds[layer], values.tobytes(), offset)
+            os.pwrite(self._fds[layer], values, offset)  # the array's own buffer: no copy
         for layer in needing:
             self._written[layer].append(batch)
         self._written_bad.update(bad or {})

@@ -90,3 +90,11 @@ def test_unknown_layer_names_close_matches_and_skipped_layers_explain_themselves
 def test_a_model_that_cannot_run_the_dummy_input_is_a_model_error():
     with pytest.raises(ModelError, match="dummy input failed"):
         list_layers(torch.nn.Linear(5, 5), input_size=8)
+
+
+def test_layers_are_listed_on_the_device_the_network_is_on():
+    """A network already moved to a device (by a previous extraction, by the user) gets its dummy input
+    there. The meta device stands in for a GPU: it runs a forward pass with shapes only."""
+    network = torchvision.models.resnet18(weights=None).to("meta")
+    names = list_layers(network).frame()["name"].tolist()
+    assert names[:2] == ["conv1", "bn1"] and "layer4.1" in names and names[-1] == "fc"

@@ -192,3 +192,23 @@ def test_a_tensor_two_layers_output_is_reduced_once_unless_changed_in_place_betw
         doubled = model.network.doubled(block.clone())
     np.testing.assert_allclose(raw["block"].values, block.flatten(1).numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(raw["doubled"].values, doubled.flatten(1).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_extraction_gives_the_cpu_features_and_leaves_the_model_where_it_was(tmp_path):
+    """Pinned-memory batches, hooks and the reducers' sparse products on the GPU, in full float32 (no
+    TF32, PyTorch's default for convolutions): the same numbers as on the CPU."""
+    from memprobe.zoo import load_model
+
+    model = load_model("torchvision:resnet18", weights="random", seed=0)
+    stimuli = image_set(tmp_path / "images", 10)
+    layers = ["layer1", "layer3.1", "fc"]
+    for reducer in ("sketch:512", "srp:512", "pool", "none"):
+        cpu, cuda = (extract(model, stimuli, layers, reducer, ActivationStore(tmp_path / f"{reducer}-{d}"),
+                             batch_size=4, device=d, num_workers=0, progress=False) for d in ("cpu", "cuda"))
+        for layer in layers:
+            expected = cpu[layer].values
+            np.testing.assert_allclose(cuda[layer].values, expected, rtol=1e-4,
+                                       atol=1e-4 * np.abs(expected).max(), err_msg=f"{reducer} {layer}")
+        assert next(model.network.parameters()).device.type == "cpu"
+    assert torch.backends.cudnn.allow_tf32  # the setting is restored after extraction

@@ -17,6 +17,8 @@ from memprobe.finetune.recipes import PAPER
 from memprobe.finetune.trainer import TrainingDiverged, train_fold, train_folds
 
 RECIPE = PAPER.replace(lr=0.05, batch_size=8, max_epochs=6, patience=None)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                reason="no CUDA device"))]
 
 
 def tiny_cnn(seed: int = 0) -> nn.Module:
@@ -42,10 +44,11 @@ def datasets():
     return [FeatureScores(images[part], ids[part], targets[part]) for part in parts]
 
 
-def test_loss_falls_and_the_model_learns(tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_loss_falls_and_the_model_learns(tmp_path, device):
     train, validation, test = datasets()
     result = train_fold(tiny_cnn(), train, validation, test, RECIPE.replace(max_epochs=15), tmp_path,
-                        progress=False)
+                        device=device, progress=False)
     history = load_checkpoint(tmp_path / "last.pt")["progress"]
     assert history["epoch"] == 15
     start = nn.functional.mse_loss(tiny_cnn()(torch.from_numpy(made_up_data()[1][:32])).squeeze(1),
@@ -79,21 +82,26 @@ class Interrupting(FeatureScores):
         return super().__getitem__(index)
 
 
-def test_kill_and_resume_reproduces_the_uninterrupted_weights_bitwise(tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_kill_and_resume_reproduces_the_uninterrupted_weights_bitwise(tmp_path, device):
     ids, images, targets = made_up_data()
     train, validation, test = datasets()
     recipe = RECIPE.replace(optimizer="adam", lr=0.01, max_epochs=6)
     uninterrupted = tiny_cnn()
-    train_fold(uninterrupted, train, validation, test, recipe, tmp_path / "a", seed=3, progress=False)
+    train_fold(uninterrupted, train, validation, test, recipe, tmp_path / "a", seed=3, device=device,
+               progress=False)
 
     killed = Interrupting(images[:32], ids[:32], targets[:32], kill_at=32 * 3 + 13)  # during epoch 4
     with pytest.raises(KeyboardInterrupt):
-        train_fold(tiny_cnn(), killed, validation, test, recipe, tmp_path / "b", seed=3, progress=False)
+        train_fold(tiny_cnn(), killed, validation, test, recipe, tmp_path / "b", seed=3, device=device,
+                   progress=False)
     assert load_checkpoint(tmp_path / "b" / "last.pt")["progress"]["epoch"] == 3
-    torch.manual_seed(12345)  # a new process would start from other random states
+    torch.manual_seed(12345)  # a new process would start from other random states (dropout's too)
+    torch.cuda.manual_seed_all(12345)
     np.random.seed(12345)
     resumed = tiny_cnn(seed=99)  # and from other initial weights: they must come from the checkpoint
-    train_fold(resumed, train, validation, test, recipe, tmp_path / "b", seed=3, progress=False)
+    train_fold(resumed, train, validation, test, recipe, tmp_path / "b", seed=3, device=device,
+               progress=False)
 
     expected, got = uninterrupted.state_dict(), resumed.state_dict()
     for name in expected:

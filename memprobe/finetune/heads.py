@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from memprobe.config import module_device
 from memprobe.errors import ModelError
 
 # Attribute names under which torchvision, timm and Cadene's pretrainedmodels keep the final classifier.
@@ -151,7 +152,7 @@ def probe_shapes(network: nn.Module, paths: list[str], input_size: int) -> dict[
         was_training = network.training
         network.eval()
         with torch.no_grad():
-            network(torch.zeros(1, 3, input_size, input_size))
+            network(torch.zeros(1, 3, input_size, input_size, device=module_device(network)))
         network.train(was_training)
     finally:
         tap.remove()
