@@ -279,8 +279,8 @@ def sweep_unit(model: str, out: Path, benchmarks: list[str], weights: str, layer
                reducer: dict, subset: int | None, seed: int, pls_dtype: str = "float64",
                **options) -> pd.DataFrame:
     """The default sweep runner: ``memprobe.sweep.run_sweep`` on one model × one stimulus group.
-    ``options`` (the config's ``options:``) go to ``run_sweep`` (batch_size, device, num_workers), except
-    ``pls_dtype`` (float64 or float32), which is part of the sweep's configuration."""
+    ``options`` (the config's ``options:``) go to ``run_sweep`` (batch_size, device, pls_device,
+    num_workers), except ``pls_dtype`` (float64 or float32), which is part of the sweep's configuration."""
     from memprobe.sweep import SweepConfig, run_sweep
 
     config = SweepConfig(model=model, benchmarks=tuple(benchmarks), weights=weights, seed=seed,

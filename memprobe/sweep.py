@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 import memprobe
 from memprobe.atomic import write_text
 from memprobe.benchmarks import PLSOptions, list_benchmarks, load_benchmark
+from memprobe.config import device as resolve_device
 from memprobe.errors import BenchmarkError, MemprobeError, UnscorableFeatures
 from memprobe.extract import extract, list_layers
 from memprobe.reduce import get_reducer
@@ -74,12 +75,13 @@ class SweepConfig:
             del fields["pls_dtype"]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
-    def benchmark_options(self, identifier: str) -> dict:
+    def benchmark_options(self, identifier: str, pls_device: str = "cpu") -> dict:
+        """``pls_device`` is where the PLS fits run: not part of the configuration (same numbers)."""
         options = {"subset": self.subset, "subset_seed": self.subset_seed}
         if identifier.endswith("-pls"):
             if self.pls_dtype not in PLS_DTYPES:
                 raise MemprobeError(f"pls_dtype {self.pls_dtype!r}: choose one of {', '.join(PLS_DTYPES)}")
-            options["pls"] = PLSOptions(dtype=PLS_DTYPES[self.pls_dtype])
+            options["pls"] = PLSOptions(device=pls_device, dtype=PLS_DTYPES[self.pls_dtype])
         return options
 
 
@@ -226,18 +228,21 @@ def run_sweep(
     num_workers: int | None = None,
     progress: bool = True,
     times: SweepTimes | None = None,
+    pls_device: str | None = None,
 ) -> pd.DataFrame:
     """Score every selected layer of ``config.model`` on every benchmark; returns (and writes) ``scores.csv``.
 
     Finished (benchmark, layer) units found in ``out`` are not rescored; the activation store makes a
-    rerun skip finished extraction batches too.
+    rerun skip finished extraction batches too. ``device`` runs the network, ``pls_device`` the PLS
+    fits (default: ``device``, itself CUDA when present).
     """
     from memprobe.zoo import load_model
 
     identifiers = check_benchmarks(config.benchmarks)
     out = Path(out)
     check_writable(out)
-    benchmarks = [load_benchmark(b, **config.benchmark_options(b)) for b in identifiers]
+    pls_device = resolve_device(pls_device or device)
+    benchmarks = [load_benchmark(b, **config.benchmark_options(b, pls_device)) for b in identifiers]
     run_dir = out / model_dirname(config.model)
     _claim_run_dir(run_dir, config)
     times = times or SweepTimes()

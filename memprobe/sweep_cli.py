@@ -42,6 +42,7 @@ def _add_sweep_options(parser: argparse.ArgumentParser, out_default: str) -> Non
     parser.add_argument("--subset-seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when present)")
+    parser.add_argument("--pls-device", help="where the PLS fits run (default: the --device)")
     parser.add_argument("--workers", type=int, help="DataLoader workers for image decoding")
     parser.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")
 
@@ -72,6 +73,7 @@ def register(subparsers) -> None:
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--device")
+    demo.add_argument("--pls-device")
     demo.add_argument("--workers", type=int)
     demo.set_defaults(func=_demo)
 
@@ -100,9 +102,8 @@ def _run(args: argparse.Namespace, model: str, figures: bool) -> int:
         subset_seed=args.subset_seed,
         pls_dtype=args.pls_dtype,
     )
-    scores = run_sweep(
-        config, args.out, batch_size=args.batch_size, device=args.device, num_workers=args.workers
-    )
+    scores = run_sweep(config, args.out, batch_size=args.batch_size, device=args.device,
+                       num_workers=args.workers, pls_device=args.pls_device)
     run_dir = Path(args.out) / model_dirname(model)
     _print_summary(scores, run_dir)
     if figures:

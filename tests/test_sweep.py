@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from memprobe.cli import main
 
@@ -107,6 +108,31 @@ def test_unwritable_output_directory_is_an_error(tmp_path, capsys):
     assert code == 1
     error = capsys.readouterr().err
     assert "not writable" in error and str(blocker / "results") in error
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--pls-device", "cuda:7", "'cuda:7': torch sees"),  # no machine here has 8 GPUs
+    ("--device", "gpu", "'gpu' is not a torch device"),
+])
+def test_a_device_this_machine_lacks_is_an_error_before_any_work(tmp_path, capsys, option, value, message):
+    assert _sweep(*SMALL, option, value, "--out", str(tmp_path)) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "torchvision_resnet18").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_pls_on_cuda_gives_the_cpu_scores_in_the_same_output_folder(tmp_path):
+    """By default the PLS fits follow --device; the device is not part of the configuration."""
+    small = [*SMALL[:4], "--benchmarks", "cowley_v4.V4-pls,rsa92.IT-monkey-rsa", *SMALL[6:],
+             "--layers", "layer2,layer3.1,fc", "--device", "cuda"]
+    assert _sweep(*small, "--pls-device", "cpu", "--out", str(tmp_path / "cpu")) == 0
+    assert _sweep(*small, "--out", str(tmp_path / "cuda")) == 0
+    on_cpu, on_cuda = (pd.read_csv(tmp_path / d / "torchvision_resnet18" / "scores.csv")
+                       for d in ("cpu", "cuda"))
+    assert len(on_cuda) == 2 * 3 and on_cuda["raw"].notna().all()
+    assert (on_cuda["raw"] - on_cpu["raw"]).abs().max() < 1e-8
+    (tmp_path / "cuda" / "torchvision_resnet18" / "scores.csv").unlink()
+    assert _sweep(*small, "--pls-device", "cpu", "--out", str(tmp_path / "cuda")) == 0  # same configuration
 
 
 def test_output_folder_of_another_configuration_is_refused(tmp_path, capsys):
