@@ -45,6 +45,10 @@ from memprobe.errors import BenchmarkError, UnscorableFeatures
 MAX_ITER = 500
 TOL = 1e-06
 FRESH_B_TARGETS = 8
+CHUNK = 16  # power-iteration steps per batch of matrix-vector products (_power_iteration)
+# Reading one matrix element from memory costs about as much as this many multiply-adds in a large
+# matrix product (2 cores, float64: products with a few columns are bound by memory bandwidth).
+STREAM_COST = 12
 # Below this many multiply-adds a CPU product runs on one thread: waking the pool costs more (and on a
 # busy machine a whole scheduler time slice).
 PARALLEL_FLOPS = 1e7
@@ -239,7 +243,10 @@ def _project_out(V: torch.Tensor, T: torch.Tensor, tts: torch.Tensor, k: int) ->
     safe = torch.where(tts[:, :k] > 0, tts[:, :k], torch.ones_like(tts[:, :k])).unsqueeze(-1)
     for _ in range(2):
         coefficients = torch.bmm(V.transpose(1, 2), scores).transpose(1, 2) / safe  # (Vᵀ T)ᵀ: see _vbm
-        V = torch.baddbmm(V, scores, coefficients, alpha=-1)
+        if V.shape[2] == 1:  # one column: see _bmv
+            V = V - torch.bmm(coefficients.transpose(1, 2), scores.transpose(1, 2)).transpose(1, 2)
+        else:
+            V = torch.baddbmm(V, scores, coefficients, alpha=-1)
     return V
 
 
@@ -263,8 +270,9 @@ def _threads(count: int | None, device: torch.device):
 
 
 def _bmv(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Batched matrix-vector product: F × a × b times F × b → F × a."""
-    return torch.bmm(A, v.unsqueeze(-1)).squeeze(-1)
+    """Batched matrix-vector product: F × a × b times F × b → F × a, as (vᵀAᵀ)ᵀ: on the CPU, bmm with a
+    one-column right operand runs several times slower than with a one-row left operand."""
+    return torch.bmm(v.unsqueeze(1), A.transpose(1, 2)).squeeze(1)
 
 
 def _vbm(v: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -282,37 +290,57 @@ def _cross(Y: torch.Tensor, B: torch.Tensor, threads: int) -> torch.Tensor:
 def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
     """scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) in the q-space of u = Y_kγ.
 
-    scikit-learn divides X_kᵀu by uᵀu and Y_kᵀt by tᵀt; both factors cancel when w is normalised
-    (they move only terms of relative size eps), so they are left out and the iteration needs just
-    M = Y_kᵀK_kY_k: β ∝ γ normalised to ‖w‖ = 1 (‖w‖² = βᵀMβ), c = Mβ, γ = c / (cᵀc + eps), stopping
-    when ‖w − w_old‖² = ΔβᵀMΔβ < tol, or after one step for a single target.
+    scikit-learn's iterates are w_t ∝ X_kᵀY_kγ_{t-1} with γ_t ∝ Mβ_t (its divisions by uᵀu, tᵀt and
+    cᵀc only scale them), so w_t ∝ X_kᵀY_k β_t with β_t ∝ M^(t-1)γ₀, normalised to ‖w_t‖² = β_tᵀMβ_t = 1;
+    it stops at the first t ≥ 2 with ‖w_t − w_(t-1)‖² < tol, at once for a single target, or at max_iter.
+    With V_j = M̂ʲγ₀ (M̂ = M/‖M‖, whose powers cannot overflow), a_j = V_j·V_j and b_j = V_j·V_(j+1):
 
-    Runs in numpy on the CPU: these F × q × q products are too small for a device or thread pool.
+        ‖w_t − w_(t-1)‖² = 2 − 2 a_j / √(b_j b_(j-1)),  β_t = V_j / √(‖M‖ b_j)   for t = j + 1,
+
+    so CHUNK steps cost CHUNK matrix-vector products and a few vectorised reductions, not a dozen small
+    numpy calls each. Runs in float64 on the CPU (as scikit-learn does), whatever the fit's dtype.
     Returns β (w = X_kᵀY_kβ) and the iteration count of each fold.
     """
-    eps = np.finfo(gamma.dtype).eps
-    final, iters = np.empty_like(gamma), np.zeros(len(gamma), dtype=np.int64)
-    pending = np.arange(len(gamma))  # folds still iterating; the others are dropped from the arrays
-    beta_old = M_beta_old = None
-    for step in range(1, MAX_ITER + 1):
-        M_gamma = _matvec(M, gamma)
-        scale = 1.0 / (np.sqrt(np.maximum(np.einsum("fi,fi->f", gamma, M_gamma), 0)) + eps)[:, None]
-        beta, M_beta = gamma * scale, M_gamma * scale  # w /= ‖w‖ + eps
-        gamma = M_beta / (np.einsum("fi,fi->f", M_beta, M_beta)[:, None] + eps)  # u = Y_k c / (cᵀc + eps)
-        if single_target or step == MAX_ITER:
-            stop = np.ones(len(pending), dtype=bool)
-        elif beta_old is None:
-            stop = np.zeros(len(pending), dtype=bool)
-        else:
-            stop = np.einsum("fi,fi->f", beta - beta_old, M_beta - M_beta_old) < TOL  # ‖w − w_old‖²
-        if stop.any():
-            final[pending[stop]], iters[pending[stop]] = beta[stop], step
-            keep = ~stop
-            pending, gamma, M, beta, M_beta = pending[keep], gamma[keep], M[keep], beta[keep], M_beta[keep]
-            if not len(pending):
-                break
-        beta_old, M_beta_old = beta, M_beta
-    return final, iters
+    dtype = gamma.dtype
+    gamma, M = gamma.astype(np.float64), M.astype(np.float64)
+    F, q = gamma.shape
+    if single_target:
+        square = np.einsum("fi,fi->f", gamma, _matvec(M, gamma))
+        return (gamma * _unit_scale(square)[:, None]).astype(dtype), np.ones(F, dtype=np.int64)
+    scale = np.linalg.norm(M, axis=(1, 2))
+    scale[scale == 0] = 1.0
+    M = M / scale[:, None, None]
+    final, iters = np.zeros_like(gamma), np.zeros(F, dtype=np.int64)
+    pending = np.arange(F)  # folds still iterating
+    first = 0  # V_0 of this chunk is (a multiple of) M̂^first γ₀
+    V0 = gamma
+    while len(pending):
+        steps = min(CHUNK, MAX_ITER - 1 - first)
+        V = np.empty((steps + 2, len(pending), q))
+        V[0] = V0 / np.maximum(np.linalg.norm(V0, axis=1, keepdims=True), np.finfo(np.float64).tiny)
+        for j in range(steps + 1):
+            V[j + 1] = _matvec(M, V[j])
+        a = np.einsum("jfi,jfi->jf", V[1 : steps + 1], V[1 : steps + 1])  # a_j, j = 1 … steps
+        b = np.einsum("jfi,jfi->jf", V[:-1], V[1:])  # b_j, j = 0 … steps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = 2 - 2 * a / np.sqrt(b[1:] * b[:-1])  # ‖w_t − w_(t-1)‖², t = first + j + 1
+        stop = ~(change >= TOL)  # NaN: Mγ = 0, u explains nothing more (w stays 0, as in scikit-learn)
+        if first + steps + 1 == MAX_ITER:
+            stop[-1] = True
+        stopped = stop.any(axis=0)
+        j = np.argmax(stop, axis=0)[stopped] + 1
+        done = pending[stopped]
+        chosen = V[j, np.flatnonzero(stopped)]
+        final[done] = chosen * _unit_scale(scale[done] * b[j, np.flatnonzero(stopped)])[:, None]
+        iters[done] = first + j + 1
+        pending, V0, M = pending[~stopped], V[steps, ~stopped], M[~stopped]
+        first += steps
+    return final.astype(dtype), iters
+
+
+def _unit_scale(square: np.ndarray) -> np.ndarray:
+    """scikit-learn's w /= ‖w‖ + eps for ‖w‖² = ``square``: bounded where w has (nearly) vanished."""
+    return 1 / (np.sqrt(np.maximum(square, 0)) + np.finfo(np.float64).eps)
 
 
 def _matvec(A: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -380,14 +408,21 @@ class PLSRegression:
         self.kernel = kernel
 
     def _use_kernel(self, n: int, p: int, q: int, n_components: int, folds: int = 1) -> bool:
-        """The cheaper form by multiply-adds: the Gram matrix costs n²p/2 once, then n² per product
-        with one column instead of 2np. NIPALS multiplies q columns per fold for the first B, then one
-        per component (q + 1 where B is recomputed every time, ``FRESH_B_TARGETS``)."""
+        """The cheaper form in multiply-add equivalents: the Gram matrix costs n²p/2 once, then each
+        product is with n × n instead of twice with n × p. NIPALS multiplies q columns per fold for the
+        first B, then one per component (q + 1 where B is recomputed every time, ``FRESH_B_TARGETS``).
+        A product with few columns streams its matrix from memory instead of computing: ``STREAM_COST``."""
         if self.kernel is not None:
             return self.kernel
         per_component = q + 1 if q <= FRESH_B_TARGETS else 1
-        columns = folds * (q + n_components * per_component)
-        return n * n * (p / 2 + columns) < 2 * n * p * columns
+
+        def product(rows: int, cols: int, columns: int) -> float:
+            return max(rows * cols * columns, STREAM_COST * rows * cols)
+
+        each = folds * per_component
+        kernel = n * n * p / 2 + product(n, n, folds * q) + n_components * product(n, n, each)
+        features = 2 * product(n, p, folds * q) + n_components * 2 * product(n, p, each)
+        return kernel < features
 
     def _prepare(self, X, Y):
         X = _as_tensor(X, self.device, self.dtype)
@@ -422,10 +457,9 @@ class PLSRegression:
         solver = _FoldSolver(Xc, everything, self._use_kernel(n, p, Y.shape[1], A), centred=True)
         _check_variance(solver, torch.linalg.vector_norm(X, dim=1).square(), ["fit"])
         with _threads(1, X.device):
-            R, T, KT, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"])
-        V = _dual_coefficients(R, KT, C, tts)[0]
+            R, T, _, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"])
         safe = torch.where(tts[0] > 0, tts[0], torch.ones_like(tts[0]))
-        W, P, coef = torch.split((torch.cat([R[0], T[0], V], dim=1).T @ Xc).T, [A, A, V.shape[1]], dim=1)
+        W, P = torch.split((torch.cat([R[0], T[0]], dim=1).T @ Xc).T, [A, A], dim=1)  # (Vᵀ A)ᵀ: see _vbm
         P = P / safe
         sign = torch.sign(W.gather(0, W.abs().argmax(dim=0, keepdim=True))).squeeze(0)
         sign = torch.where(sign == 0, torch.ones_like(sign), sign)
@@ -433,7 +467,7 @@ class PLSRegression:
         self.y_weights_ = self.y_loadings_ = C[0] * sign
         self.x_scores_ = T[0] * sign
         self.x_rotations_ = self.x_weights_ @ torch.linalg.pinv(self.x_loadings_.T @ self.x_weights_)
-        self.coef_ = (coef * self.y_std_).T / self.x_std_
+        self.coef_ = ((self.x_rotations_ @ self.y_loadings_.T) * self.y_std_).T / self.x_std_
         self.intercept_ = self.y_mean_
         self.n_iter_ = n_iter[0][: int((tts[0] > 0).sum())].tolist()
         self.n_components_ = len(self.n_iter_)
