@@ -295,10 +295,11 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
     it stops at the first t ≥ 2 with ‖w_t − w_(t-1)‖² < tol, at once for a single target, or at max_iter.
     With V_j = M̂ʲγ₀ (M̂ = M/‖M‖, whose powers cannot overflow), a_j = V_j·V_j and b_j = V_j·V_(j+1):
 
-        ‖w_t − w_(t-1)‖² = 2 − 2 a_j / √(b_j b_(j-1)),  β_t = V_j / √(‖M‖ b_j)   for t = j + 1,
+        ‖w_t − w_(t-1)‖² = 2 − 2 a_j / √(b_j b_(j-1)),  β_t = V_j / √(‖M‖ b_j)   for t = j + 1
 
-    so CHUNK steps cost CHUNK matrix-vector products and a few vectorised reductions, not a dozen small
-    numpy calls each. Runs in float64 on the CPU (as scikit-learn does), whatever the fit's dtype.
+    (the first chunk; later ones restart from the normalised last vector of the one before), so CHUNK
+    steps cost CHUNK matrix-vector products and a few vectorised reductions, not a dozen numpy calls each.
+    Runs in float64 on the CPU (as scikit-learn does), whatever the fit's dtype.
     Returns β (w = X_kᵀY_kβ) and the iteration count of each fold.
     """
     dtype = gamma.dtype
@@ -320,18 +321,21 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
         V[0] = V0 / np.maximum(np.linalg.norm(V0, axis=1, keepdims=True), np.finfo(np.float64).tiny)
         for j in range(steps + 1):
             V[j + 1] = _matvec(M, V[j])
-        a = np.einsum("jfi,jfi->jf", V[1 : steps + 1], V[1 : steps + 1])  # a_j, j = 1 … steps
+        a = np.einsum("jfi,jfi->jf", V[: steps + 1], V[: steps + 1])  # a_j, j = 0 … steps
         b = np.einsum("jfi,jfi->jf", V[:-1], V[1:])  # b_j, j = 0 … steps
         with np.errstate(divide="ignore", invalid="ignore"):
-            change = 2 - 2 * a / np.sqrt(b[1:] * b[:-1])  # ‖w_t − w_(t-1)‖², t = first + j + 1
+            change = 2 - 2 * a[1:] / np.sqrt(b[1:] * b[:-1])  # ‖w_t − w_(t-1)‖², t = first + j + 1
         stop = ~(change >= TOL)  # NaN: Mγ = 0, u explains nothing more (w stays 0, as in scikit-learn)
         if first + steps + 1 == MAX_ITER:
             stop[-1] = True
         stopped = stop.any(axis=0)
         j = np.argmax(stop, axis=0)[stopped] + 1
         done = pending[stopped]
-        chosen = V[j, np.flatnonzero(stopped)]
-        final[done] = chosen * _unit_scale(scale[done] * b[j, np.flatnonzero(stopped)])[:, None]
+        rows = np.flatnonzero(stopped)
+        # V_j shrinks along the chunk; scikit-learn's + eps (_unit_scale) must meet a unit vector
+        length = np.maximum(np.sqrt(a[j, rows]), np.finfo(np.float64).tiny)
+        chosen = V[j, rows] / length[:, None]
+        final[done] = chosen * _unit_scale(scale[done] * b[j, rows] / length**2)[:, None]
         iters[done] = first + j + 1
         pending, V0, M = pending[~stopped], V[steps, ~stopped], M[~stopped]
         first += steps

@@ -10,6 +10,7 @@ import torch
 from sklearn.cross_decomposition import PLSRegression as SklearnPLS
 from sklearn.model_selection import KFold, ShuffleSplit
 
+from memprobe import regression
 from memprobe.errors import BenchmarkError, UnscorableFeatures
 from memprobe.metrics import spearman
 from memprobe.regression import PLSRegression, PLSWarning
@@ -194,3 +195,23 @@ def test_a_fold_that_runs_out_of_rank_early_stops_while_the_others_go_on():
         for components, train, test, prediction in zip((2, 3), trains, tests, ours, strict=True):
             expected = SklearnPLS(components, scale=False).fit(X[train], Y[train]).predict(X[test])
             assert _relative_error(expected, prediction) < 1e-4
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_power_iteration_steps_do_not_depend_on_how_many_run_per_chunk(monkeypatch, chunk):
+    """Slowly converging folds (top eigenvalues 3 % apart) run for tens to hundreds of steps; the powers shrink
+    by ‖M‖/λ₁ per step; chunks of any length must give one-step-at-a-time's iterates and counts."""
+    rng = np.random.default_rng(11)
+    q, matrices = 30, []
+    for top in (1.0, 5.0, 1e6):
+        basis, _ = np.linalg.qr(rng.normal(size=(q, q)))
+        eigenvalues = np.r_[top, 0.97 * top, top * rng.uniform(0.01, 0.9, q - 2)]
+        matrices.append((basis * eigenvalues) @ basis.T)
+    M, gamma = np.stack(matrices), np.eye(q)[[0, 3, 5]]
+    monkeypatch.setattr(regression, "CHUNK", 1)
+    expected, expected_iters = regression._power_iteration(gamma, M, False)
+    assert (expected_iters > 50).all()
+    monkeypatch.setattr(regression, "CHUNK", chunk)
+    beta, iters = regression._power_iteration(gamma, M, False)
+    np.testing.assert_array_equal(iters, expected_iters)
+    np.testing.assert_allclose(beta, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
