@@ -65,14 +65,15 @@ def test_batched_folds_match_one_sklearn_fit_per_fold(kernel):
         assert _relative_error(fold_expected, fold_ours) < 1e-4
 
 
-def test_folds_of_different_sizes_and_unused_rows():
+@pytest.mark.parametrize("small_fold", [False, True])  # most rows left out: no shared product of all of Y
+def test_folds_of_different_sizes_and_unused_rows(small_fold):
     """LaMem-style splits: folds of unequal size, and rows (a validation set) in no fold at all."""
     X, Y = _data(130, 90, 1, seed=3)
     y = Y[:, 0]
     rng = np.random.default_rng(0)
     order = rng.permutation(130)
-    trains = [order[:70], order[10:100]]
-    tests = [order[100:130], order[:10]]
+    trains = [order[:70], order[10:100]] + ([order[100:130]] if small_fold else [])
+    tests = [order[100:130], order[:10]] + ([order[:10]] if small_fold else [])
     ours = PLSRegression(10).fit_predict_folds(X, y, trains, tests)
     for tr, te, pred in zip(trains, tests, ours, strict=True):
         expected = SklearnPLS(10, scale=False).fit(X[tr], y[tr]).predict(X[te])
