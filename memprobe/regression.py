@@ -59,9 +59,13 @@ class PLSWarning(UserWarning):
 
 
 def _as_tensor(array, device, dtype) -> torch.Tensor:
+    """The data as a tensor, without a copy where it already has the dtype (nothing writes to it)."""
     if isinstance(array, torch.Tensor):
         return array.to(device=device, dtype=dtype)
-    return torch.as_tensor(np.array(array, dtype=torch.empty((), dtype=dtype).numpy().dtype), device=device)
+    values = np.asarray(array, dtype=torch.empty((), dtype=dtype).numpy().dtype)
+    with warnings.catch_warnings():  # a read-only array (a memory-mapped store) is fine: it is only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(values, device=device)
 
 
 def _gram(X: torch.Tensor) -> torch.Tensor:
