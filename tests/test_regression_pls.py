@@ -200,8 +200,9 @@ def test_a_fold_that_runs_out_of_rank_early_stops_while_the_others_go_on():
 
 @pytest.mark.parametrize("chunk", [1, 7, 64])
 def test_power_iteration_steps_do_not_depend_on_how_many_run_per_chunk(monkeypatch, chunk):
-    """Slowly converging folds (top eigenvalues 3 % apart) run for tens to hundreds of steps; the powers shrink
-    by ‖M‖/λ₁ per step; chunks of any length must give one-step-at-a-time's iterates and counts."""
+    """Slowly converging folds (top eigenvalues 3 % apart) run for tens to hundreds of steps, and the
+    powers shrink by ‖M‖/λ₁ per step; chunks of any length must give one-step-at-a-time's iterates and
+    counts."""
     rng = np.random.default_rng(11)
     q, matrices = 30, []
     for top in (1.0, 5.0, 1e6):
