@@ -396,7 +396,6 @@ def _run_batches(
         num_workers=workers,
         pin_memory=device.type == "cuda",
     )
-    needs = {batch: set(writer.layers_needing(batch)) for batch in pending}  # before the writes begin
     ids = stimuli.ids  # a new list at each access
     host_rows = _HostRows()
     counter = _CallCounter(network, on_call)
@@ -414,7 +413,7 @@ def _run_batches(
         )
         for batch_number, (indices, images, errors) in bar:
             bad = _bad_images(stimuli, indices, errors, skip_bad_images)
-            state["needed"] = needs[batch_number]
+            state["needed"] = pending[batch_number]  # read before the writes began
             state["rows"], state["last"] = {}, None
             if images is not None:
                 counter.counts.clear()

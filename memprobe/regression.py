@@ -119,9 +119,7 @@ class _FoldSolver:
         flat = V.permute(1, 0, 2).reshape(n, F * m)
         flops = n * F * m * (n if self.gram is not None else 2 * self.X.shape[1])
         with _threads(self.threads if flops > PARALLEL_FLOPS else 1, flat.device):
-            # (Vᵀ A)ᵀ rather than Aᵀ V (or K V, K symmetric): CPU BLAS is several times slower on a
-            # transposed operand with few columns
-            out = (flat.T @ self.gram).T if self.gram is not None else ((flat.T @ self.X) @ self.X.T).T
+            out = self._columns_product(flat, None)
         return out.reshape(n, F, m).permute(1, 0, 2)
 
     def rows_product(self, V: torch.Tensor, rows: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -154,7 +152,8 @@ class _FoldSolver:
         return self.centre(torch.stack(raw))
 
     def _columns_product(self, Z: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-        """X̃X̃ᵀ[:, rows] Z (all rows for None), as a row product: see raw_product."""
+        """X̃X̃ᵀ[:, rows] Z (all rows for None), computed as (Zᵀ A)ᵀ rather than Aᵀ Z (or K Z, K symmetric):
+        CPU BLAS is several times slower on a transposed operand with few columns."""
         if self.gram is not None:
             return (Z.T @ (self.gram if rows is None else self.gram[rows])).T
         return ((Z.T @ (self.X if rows is None else self.X[rows])) @ self.X.T).T
@@ -274,7 +273,7 @@ def _project_out(V: torch.Tensor, T: torch.Tensor, tts: torch.Tensor, k: int) ->
     for _ in range(2):
         coefficients = torch.bmm(V.transpose(1, 2), scores).transpose(1, 2) / safe  # (Vᵀ T)ᵀ: see _vbm
         if V.shape[2] == 1:  # one column: see _bmv
-            V = V - torch.bmm(coefficients.transpose(1, 2), scores.transpose(1, 2)).transpose(1, 2)
+            V = V - _bmv(scores, coefficients.squeeze(2)).unsqueeze(2)
         else:
             V = torch.baddbmm(V, scores, coefficients, alpha=-1)
     return V

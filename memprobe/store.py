@@ -223,8 +223,10 @@ class StoreWriter:
             if batch not in self.progress["layers"][layer]["done"] and batch not in self._written[layer]
         ]
 
-    def pending_batches(self) -> list[int]:
-        return [batch for batch in range(self.n_batches) if self.layers_needing(batch)]
+    def pending_batches(self) -> dict[int, set[str]]:
+        """Each unfinished batch (in order) → the layers it still needs."""
+        needs = {batch: set(self.layers_needing(batch)) for batch in range(self.n_batches)}
+        return {batch: layers for batch, layers in needs.items() if layers}
 
     def write_batch(self, batch: int, rows: dict[str, np.ndarray], bad: dict[str, str] | None = None) -> None:
         """Write a batch's rows for the layers that need it; they are recorded as done at the next commit."""
