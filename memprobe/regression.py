@@ -5,21 +5,22 @@ column of Y, ``max_iter=500``, ``tol=1e-06`` on the squared change of the x-weig
 when Y has one column), the same deflation of X and Y, the same sign convention (the largest
 |x-weight| of each component is positive) and ``coef = W pinv(PᵀW) Qᵀ``.
 
-Why it is fast. Every NIPALS quantity is a product with X, and with ``scale=False`` they can all be
-written with the n × n Gram matrix K = X Xᵀ of the centred training images (kernel PLS, Lindgren &
-Rännar): the deflated X_k = Π X (Π projects out the earlier x-scores), so K_k = Π K Π and the
-y-scores always lie in span(Y_k). With B = K_k Y_k the whole power iteration runs on the q × q
-matrix M = Y_kᵀB: for u = Y_k γ,
+Why it is fast. Neither X nor Y is deflated in memory. With S_k = X_kᵀY_k (features × targets) the
+power iteration runs on the q × q matrix M = S_kᵀS_k: for u = Y_kγ,
 
-    w ∝ X_kᵀ u = X_kᵀ Y_k β,  ‖w‖² = βᵀMβ,  t = X_k w = Bβ,  Y_kᵀt = Mβ,
-    ‖w − w_old‖² = (β − β_old)ᵀ M (β − β_old),
+    w ∝ X_kᵀu = S_kβ,  ‖w‖² = βᵀMβ,  ‖w − w_old‖² = (β − β_old)ᵀM(β − β_old),
 
-so the iterates are scikit-learn's (up to rounding) at O(q²) per iteration. Each component then
-needs one product K t (for the deflation of B, which is recomputed as Π K Π Y_k whenever its cheap
-update would lose digits); X itself is touched only to form K, or, where K costs more multiply-adds
-than it saves (many targets, or few features), through X (Xᵀ v) instead. Cross-validation folds
-share one Gram matrix of all images: a fold's centred kernel is H K[train, train] H, and all folds run
-their iterations batched.
+so scikit-learn's iterates come out (up to rounding) at O(q²) per iteration. A component then needs
+the x-scores t = X_k w = X₀w − T Pᵀw and the loadings X_kᵀt = X₀ᵀt − P Tᵀt: one pass over X₀ gives
+both (blocks of rows small enough to stay in cache, multiplied by w and then transposed by the result),
+after which S, M and Y take rank-one updates (S_{k+1} = S_k − tᵀt p cᵀ). S is recomputed as X₀ᵀΠY_k
+(Π projects out the earlier x-scores) whenever its update would lose digits.
+
+With ``scale=False`` PLS sees X only through the inner products of its rows: a factor Z with
+ZZᵀ = X₀X₀ᵀ gives the same scores, iterations and predictions. With many more features than images,
+Z is the pivoted Cholesky factor of the n × n Gram matrix (the kernel form), and each pass costs n²
+instead of np. Cross-validation folds share one Z of all images: a fold's centred training matrix is
+Z's rows centred on the fold's mean and zero elsewhere, and all folds run batched.
 
 Small samples. A centred training set of n images has rank ≤ n − 1, and scikit-learn would go on
 fitting numerical noise past the rank. Here the number of components is cut to
@@ -32,19 +33,20 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cache
 
 import numpy as np
 import torch
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 from threadpoolctl import threadpool_limits
 
 from memprobe.errors import BenchmarkError, UnscorableFeatures
 
 MAX_ITER = 500
 TOL = 1e-06
-FRESH_B_TARGETS = 8
+FRESH_S_TARGETS = 8
 CHUNK = 16  # power-iteration steps per batch of matrix-vector products (_power_iteration)
 # Reading one matrix element from memory costs about as much as this many multiply-adds in a large
 # matrix product (2 cores, float64: products with a few columns are bound by memory bandwidth).
@@ -52,6 +54,9 @@ STREAM_COST = 12
 # Below this many multiply-adds a CPU product runs on one thread: waking the pool costs more (and on a
 # busy machine a whole scheduler time slice).
 PARALLEL_FLOPS = 1e7
+# Rows of Z per block of a pass (_FoldSolver.scores): about the size of a core's L2 cache, so the
+# second product of a block reads it from cache.
+BLOCK_BYTES = 2 << 20
 
 
 class PLSWarning(UserWarning):
@@ -81,30 +86,96 @@ def _gram(X: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(full)
 
 
-class _FoldSolver:
-    """Batched NIPALS over F folds that share one set of images.
+def _gram_factor(X: torch.Tensor) -> torch.Tensor:
+    """Z (n × r, r the numerical rank) with ZZᵀ = XXᵀ, factored in float64 whatever X's dtype: pivoted
+    Cholesky (LAPACK pstrf, n³/3 multiply-adds) on the CPU, an eigendecomposition on other devices."""
+    gram = _gram(X).to(torch.float64)
+    if gram.device.type != "cpu":
+        values, vectors = torch.linalg.eigh(gram)
+        return (vectors * values.clamp(min=0).sqrt()).to(X.dtype)
+    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+        factor, pivots, rank, _ = lapack.dpstrf(gram.numpy(), lower=1)  # gram[piv][:, piv] = L Lᵀ
+    Z = torch.zeros(len(gram), rank, dtype=torch.float64)
+    Z[torch.as_tensor(pivots - 1, dtype=torch.long)] = torch.from_numpy(np.tril(factor)[:, :rank])
+    return Z.to(X.dtype)
 
-    Vectors live in the space of all n images: a fold's vectors are centred over its training
-    rows and zero elsewhere (``mask``), so products with the shared operator give each fold's
-    centred kernel products directly.
+
+@cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="memprobe-pls")
+
+
+class _FoldSolver:
+    """The products of batched NIPALS over F folds that share n images, through a factor Z (n × d) of
+    the images' Gram matrix: the centred features X − offset themselves, or ``_gram_factor`` of them.
+
+    Fold f's centred training matrix is Z_f = mask_f ⊙ (Z − 1m_fᵀ), m_f the mean of its training rows:
+    vectors over images are centred over the fold's training rows and zero elsewhere (``centre``).
+    On the CPU the features are centred block by block as a pass reads them, never copied whole: a
+    copy of X costs as much as several passes (a fresh allocation of that size is page-faulted in).
     """
 
-    def __init__(self, X: torch.Tensor, train_masks: torch.Tensor, use_kernel: bool, centred: bool = False):
-        # global centring only improves precision; each fold re-centres on its own training rows
-        self.X = X if centred else X - X.mean(dim=0)
+    def __init__(self, X: torch.Tensor, offset: torch.Tensor | None, train_masks: torch.Tensor,
+                 use_kernel: bool):
+        """``offset``: the mean of X's rows (None: X is centred). Global centring only improves precision;
+        each fold re-centres on its own training rows."""
+        self.threads = torch.get_num_threads()  # for the large products; the rest runs on one thread
         self.mask = train_masks.to(X.dtype)  # F × n
         self.n_train = self.mask.sum(dim=1)  # F
-        self.threads = torch.get_num_threads()  # for the large products; the rest runs on one thread
-        self.gram = _gram(self.X) if use_kernel else None
+        with _threads(self.threads, X.device):
+            if use_kernel or X.device.type != "cpu" or offset is None:
+                self.X = X if offset is None else X - offset
+                self.Z, self.offset = _gram_factor(self.X) if use_kernel else self.X, None
+            else:
+                self.X, self.Z, self.offset = None, X, offset
+        squares = torch.empty(len(X), dtype=X.dtype, device=X.device)
 
-    @cached_property
-    def traces(self) -> torch.Tensor:
-        """Σ‖x_i − m_f‖² over each fold's training rows: the trace of its centred kernel."""
-        mask, n_train = self.mask, self.n_train
-        if self.gram is not None:
-            return mask @ torch.diagonal(self.gram) - ((mask @ self.gram) * mask).sum(dim=1) / n_train
-        mean = (mask @ self.X) / n_train.unsqueeze(1)  # F × p
-        return mask @ torch.linalg.vector_norm(self.X, dim=1).square() - n_train * (mean * mean).sum(dim=1)
+        def sums(rows, block, total):
+            squares[rows] = torch.linalg.vector_norm(block, dim=1).square()
+            total.addmm_(self.mask[:, rows], block)
+
+        self.means = self._pass((len(self.mask), self.Z.shape[1]), sums) / self.n_train.unsqueeze(1)  # F × d
+        # Σ‖z_i − m_f‖² over each fold's training rows: the trace of its centred kernel
+        self.traces = self.mask @ squares - self.n_train * (self.means * self.means).sum(dim=1)
+
+    def rows(self, rows, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows of Z (a slice or indices), into ``out`` where they are computed."""
+        if self.offset is None:
+            return self.Z[rows]
+        return torch.sub(self.Z[rows], self.offset, out=out)
+
+    def _pass(self, shape, product, uncentred: bool = False) -> torch.Tensor:
+        """Σ over blocks of Z's rows of what ``product(rows, block, total)`` adds to ``total`` (zeros of
+        ``shape``); ``uncentred``: blocks of X, without subtracting ``offset``. On the CPU the blocks are
+        small enough to stay in cache while ``product`` uses them, and each thread sums a share of them;
+        elsewhere one block of all rows."""
+        n, d = self.Z.shape
+        if self.Z.device.type != "cpu":
+            total = torch.zeros(shape, dtype=self.Z.dtype, device=self.Z.device)
+            product(slice(0, n), self.rows(slice(0, n)), total)
+            return total
+        step = max(1, BLOCK_BYTES // (d * self.Z.element_size()))
+        if self.offset is not None and not hasattr(self, "_blocks"):  # reused: allocating costs more
+            self._blocks = torch.empty(self.threads, min(step, n), d, dtype=self.Z.dtype)
+
+        def share(thread: int, start: int, stop: int) -> torch.Tensor:
+            total = torch.zeros(shape, dtype=self.Z.dtype)
+            for first in range(start, stop, step):
+                rows = slice(first, min(first + step, stop))
+                if uncentred or self.offset is None:
+                    product(rows, self.Z[rows], total)
+                else:
+                    product(rows, self.rows(rows, self._blocks[thread, : rows.stop - first]), total)
+            return total
+
+        bounds = [n * i // self.threads for i in range(self.threads + 1)]
+        with _threads(1, self.Z.device):
+            shares = [_pool(self.threads).submit(share, thread, bounds[thread], bounds[thread + 1])
+                      for thread in range(self.threads) if bounds[thread] < bounds[thread + 1]]
+            total = shares[0].result()
+            for share in shares[1:]:
+                total += share.result()
+            return total
 
     def centre(self, V: torch.Tensor, folds: torch.Tensor | None = None) -> torch.Tensor:
         """Centre F × n × m over each fold's training rows and zero the other rows (``folds``: a subset)."""
@@ -113,71 +184,70 @@ class _FoldSolver:
         mean = (V * mask.unsqueeze(-1)).sum(dim=1, keepdim=True) / n_train.view(-1, 1, 1)
         return (V - mean) * mask.unsqueeze(-1)
 
-    def raw_product(self, V: torch.Tensor) -> torch.Tensor:
-        """X̃ X̃ᵀ V for every fold at once (F × n × m → F × n × m), X̃ globally centred."""
+    def cross(self, V: torch.Tensor) -> torch.Tensor:
+        """Z_fᵀV_f for F × n × m V centred on each fold, as F × m × d (= ZᵀV_f: V_f sums to 0)."""
         F, n, m = V.shape
         flat = V.permute(1, 0, 2).reshape(n, F * m)
-        flops = n * F * m * (n if self.gram is not None else 2 * self.X.shape[1])
-        with _threads(self.threads if flops > PARALLEL_FLOPS else 1, flat.device):
-            out = self._columns_product(flat, None)
-        return out.reshape(n, F, m).permute(1, 0, 2)
+        total = self._pass((F * m, self.Z.shape[1]), lambda rows, block, out: out.addmm_(flat[rows].T, block))
+        return total.reshape(F, m, -1)
 
-    def rows_product(self, V: torch.Tensor, rows: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """(X̃ X̃ᵀ V_f)[rows_f] for each fold f: the product for a few rows costs a fraction of all n."""
-        with _threads(self.threads, V.device):
-            if self.gram is not None:
-                return [self.gram[r] @ V[f] for f, r in enumerate(rows)]
-            return [((V[f].T @ self.X) @ self.X[r].T).T for f, r in enumerate(rows)]
+    def targets_cross(self, Y: torch.Tensor) -> torch.Tensor:
+        """``cross`` of n × q Y centred on each fold: F × q × d.
 
-    def kernel_product(self, V: torch.Tensor, folds: torch.Tensor | None = None) -> torch.Tensor:
-        """Each fold's centred training kernel times V (V already centred on its fold)."""
-        return self.centre(self.raw_product(V), folds)
-
-    def targets_product(self, Y: torch.Tensor) -> torch.Tensor:
-        """``kernel_product`` of n × q Y centred on each fold: F × n × q.
-
-        A fold's Y_f = (Y − 1mᵀ) ⊙ train is Y less its left-out rows, so X̃X̃ᵀ[Y 1] is computed once and
-        each fold subtracts the product of its left-out rows: F + 1 products with a tenth of the rows
-        instead of F with all of them (cross-validation holds out few rows)."""
+        Fold f's Σ_train (y_i − ȳ_f) z_iᵀ is Σ_all y_i z_iᵀ less its left-out rows' sum, less n_f ȳ_f m_fᵀ:
+        F + 1 products with a tenth of the rows instead of F with all of them (cross-validation holds
+        out few rows). Y is centred first, so that last term is small (no digits lost to it)."""
         F, n = self.mask.shape
         left_out = [torch.nonzero(row == 0).flatten() for row in self.mask]
+        Y = Y - Y.mean(dim=0)
         if max(len(rows) for rows in left_out) > n // 2:
-            return self.kernel_product(self.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1])))
-        Z = torch.cat([Y, torch.ones_like(Y[:, :1])], dim=1)  # the last column gives X̃X̃ᵀ1
+            return self.cross(self.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1])))
         means = (self.mask @ Y) / self.n_train.unsqueeze(1)
+        whole = self.cross(Y.unsqueeze(0))[0]
         with _threads(self.threads, Y.device):
-            whole = self._columns_product(Z, None)
-            parts = [whole - self._columns_product(Z[rows], rows) for rows in left_out]
-        raw = [part[:, :-1] - part[:, -1:] * mean for part, mean in zip(parts, means, strict=True)]
-        return self.centre(torch.stack(raw))
+            sums = torch.stack([whole - Y[rows].T @ self.rows(rows) for rows in left_out])
+        return sums - (self.n_train.view(-1, 1, 1) * means.unsqueeze(2)) * self.means.unsqueeze(1)
 
-    def _columns_product(self, Z: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-        """X̃X̃ᵀ[:, rows] Z (all rows for None), computed as (Zᵀ A)ᵀ rather than Aᵀ Z (or K Z, K symmetric):
-        CPU BLAS is several times slower on a transposed operand with few columns."""
-        if self.gram is not None:
-            return (Z.T @ (self.gram if rows is None else self.gram[rows])).T
-        return ((Z.T @ (self.X if rows is None else self.X[rows])) @ self.X.T).T
+    def scores(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """u_f = Z_f w_f and Zᵀu_f (= Z_fᵀu_f) for F × d W: F × n and F × d, in one pass over Z (a block's
+        second product reads it from cache).
+
+        This pass, run once per component, reads X uncentred: Z w = X w − offsetᵀw, and Zᵀu = Xᵀu as u sums
+        to zero. Subtracting the offset block by block costs a fifth of the pass, and the products with
+        X lose no more than a few bits to it for activations whose mean is of the size of their spread.
+        """
+        means = self.means if self.offset is None else self.means + self.offset
+        shift = (means * W).sum(dim=1, keepdim=True)  # centres u_f
+        u = torch.empty_like(self.mask)
+
+        def product(rows, block, total):
+            u[:, rows] = part = (W @ block.T - shift) * self.mask[:, rows]
+            total.addmm_(part, block)
+
+        return u, self._pass(W.shape, product, uncentred=True)
 
 
 def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names: Sequence[str],
-            B: torch.Tensor | None = None):
-    """Run scikit-learn's NIPALS on every fold; Y is F × n × q, centred (and scaled) per fold, and B its
-    ``kernel_product`` if already known.
+            S: torch.Tensor | None = None, dual_weights: bool = False):
+    """Run scikit-learn's NIPALS on every fold; Y is F × n × q, centred (and scaled) per fold, and S its
+    ``cross`` (F × q × d, the transpose of X_kᵀY_k per fold) if already known. Both are deflated in place.
 
-    Returns dual x-weights R (w_k = X₀ᵀ r_k), x-scores T, K₀T, y-loadings C, tᵀt, and the
-    number of NIPALS iterations (F × A), with zeros for components a fold could not fit.
+    Returns the x-weights and x-loadings as rows (F × A × d, in the coordinates of the solver's Z),
+    dual x-weights R (w_k = X₀ᵀr_k; only with ``dual_weights``, else None), x-scores T, y-loadings C,
+    tᵀt, and the number of NIPALS iterations (F × A), with zeros for components a fold could not fit.
     """
     F, n, q = Y.shape
     dtype, device = Y.dtype, Y.device
     eps = torch.finfo(dtype).eps
-    Y = Y.clone()
-    B = solver.kernel_product(Y) if B is None else B
-    b_norm_fresh = torch.linalg.vector_norm(B, dim=(1, 2))  # ‖B‖ when last computed afresh
-    M = _cross(Y, B, solver.threads)  # Y_kᵀ B_k, q × q per fold, then updated with B
+    S = solver.cross(Y) if S is None else S
+    M = _outer(S, solver.threads)  # S_kᵀS_k, q × q per fold, then updated with S
     m_norm_fresh = torch.linalg.vector_norm(M, dim=(1, 2))
-    R = torch.zeros(F, n, n_components, dtype=dtype, device=device)
-    T = torch.zeros_like(R)
-    KT = torch.zeros_like(R)
+    s_norm_fresh = _frobenius(M)  # ‖S‖ when last computed afresh
+    d = S.shape[2]
+    W = torch.zeros(F, n_components, d, dtype=dtype, device=device)
+    P = torch.zeros_like(W)
+    R = torch.zeros(F, n, n_components, dtype=dtype, device=device) if dual_weights else None
+    T = torch.zeros(F, n, n_components, dtype=dtype, device=device)
     C = torch.zeros(F, q, n_components, dtype=dtype, device=device)
     tts = torch.zeros(F, n_components, dtype=dtype, device=device)
     n_iter = torch.zeros(F, n_components, dtype=torch.long, device=device)
@@ -185,30 +255,29 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
     variance_total = solver.traces
     variance_left = variance_total.clone()
     for k in range(n_components):
-        largest = Y.abs().amax(dim=1, keepdim=True)  # F × 1 × q
+        largest = torch.maximum(Y.amax(dim=1, keepdim=True), -Y.amin(dim=1, keepdim=True))  # F × 1 × q
         near_zero = largest < 10 * eps  # columns scikit-learn sets to zero
         if bool(near_zero.any()):
-            Y, B = Y.masked_fill(near_zero, 0.0), B.masked_fill(near_zero, 0.0)
+            Y, S = Y.masked_fill(near_zero, 0.0), S.masked_fill(near_zero.transpose(1, 2), 0.0)
             M = M.masked_fill(near_zero, 0.0).masked_fill(near_zero.transpose(1, 2), 0.0)
         nonconstant = (largest > eps).squeeze(1) & ~near_zero.squeeze(1)  # F × q
-        # The updates of B and M below carry rounding errors of size eps‖B_r‖ (eps‖M_r‖) from their last
-        # fresh value (step r); relative to a shrinking B (M) they grow, so once one has lost a quarter
-        # of its digits (norm < eps^¼ of the fresh norm) it is recomputed: B = ΠK₀ΠY_k, M = Y_kᵀB. With
-        # few targets a fresh B costs no more than a few matrix-vector products: always recompute
-        # (a nearly explained y, as with near-duplicate features, is where the update loses digits).
-        b_norm = torch.linalg.vector_norm(B, dim=(1, 2))
-        stale_b = active & ((b_norm < eps**0.25 * b_norm_fresh) | (q <= FRESH_B_TARGETS))
-        stale = torch.nonzero(stale_b).flatten()
+        # The updates of S and M below carry rounding errors of size eps‖S_r‖ (eps‖M_r‖) from their last
+        # fresh value (step r); relative to a shrinking S (M) they grow, so once one has lost a quarter
+        # of its digits (norm < eps^¼ of the fresh norm) it is recomputed: S = X₀ᵀΠY_k, M = SᵀS. With
+        # few targets a fresh S costs about one more pass: always recompute (a nearly explained y, as
+        # with near-duplicate features, is where the update loses digits).
+        s_norm = _frobenius(M)
+        stale_s = active & ((s_norm < eps**0.25 * s_norm_fresh) | (q <= FRESH_S_TARGETS))
+        stale = torch.nonzero(stale_s).flatten()
         if len(stale):
-            Y_stale = _project_out(Y[stale], T[stale], tts[stale], k)
-            fresh = _project_out(solver.kernel_product(Y_stale, stale), T[stale], tts[stale], k)
-            B[stale] = fresh.masked_fill(near_zero[stale], 0.0)
-            b_norm_fresh[stale] = torch.linalg.vector_norm(B[stale], dim=(1, 2))
+            S[stale] = solver.cross(_project_out(Y[stale], T[stale], tts[stale], k)).masked_fill(
+                near_zero[stale].transpose(1, 2), 0.0)
         m_norm = torch.linalg.vector_norm(M, dim=(1, 2))
-        stale_m = torch.nonzero(stale_b | (active & (m_norm < eps**0.25 * m_norm_fresh))).flatten()
+        stale_m = torch.nonzero(stale_s | (active & (m_norm < eps**0.25 * m_norm_fresh))).flatten()
         if len(stale_m):
-            M[stale_m] = _cross(Y[stale_m], B[stale_m], solver.threads)
+            M[stale_m] = _outer(S[stale_m], solver.threads)
             m_norm_fresh[stale_m] = torch.linalg.vector_norm(M[stale_m], dim=(1, 2))
+            s_norm_fresh[stale] = _frobenius(M[stale])
         has_signal = nonconstant.any(dim=1)
         for f in torch.nonzero(active & ~has_signal).flatten().tolist():
             warnings.warn(f"PLS {fold_names[f]}: Y residual is constant after {k} components; "
@@ -219,7 +288,8 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
         fit = torch.nonzero(active).flatten()
         first = torch.argmax(nonconstant[fit].to(torch.int8), dim=1)
         gamma = torch.nn.functional.one_hot(first, q).to(dtype)  # u = Y[:, first], for the folds in fit
-        beta_fit, iters_fit = _power_iteration(gamma.cpu().numpy(), M[fit].cpu().numpy(), q == 1)
+        M_fit = M if len(fit) == F else M[fit]  # (no copy where every fold goes on)
+        beta_fit, iters_fit = _power_iteration(gamma.cpu().numpy(), M_fit.cpu().numpy(), q == 1)
         beta = torch.zeros(F, q, dtype=dtype, device=device)
         beta[fit] = torch.as_tensor(beta_fit, device=device)
         iters = torch.zeros(F, dtype=torch.long, device=device)
@@ -227,37 +297,38 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
         for f in torch.nonzero(iters >= MAX_ITER).flatten().tolist():
             warnings.warn(f"PLS {fold_names[f]}: NIPALS reached max_iter={MAX_ITER} at component {k + 1}",
                           PLSWarning, stacklevel=3)
-        keep = active.to(dtype).unsqueeze(1)
-        t = _bmv(B, beta)
+        w = _vbm(beta, S)  # S_kβ, unit length (zero for folds not fitting)
+        u, Zt_u = solver.scores(w)  # u = X₀w, Zᵀu = X₀ᵀX₀w
+        t, Xt_t = u, Zt_u
+        if k:  # deflation: t = X_k w = X₀w − T Pᵀw;  X_kᵀt = X₀ᵀt − P Tᵀt with X₀ᵀT = P diag(tᵀt)
+            a = _bmv(P[:, :k], w)
+            t = u - _bmv(T[:, :, :k], a)
+            Xt_t = Zt_u - _vbm(tts[:, :k] * a + _vbm(t, T[:, :, :k]), P[:, :k])
         tt = (t * t).sum(dim=1)
-        safe_tt = torch.where(active, tt, torch.ones_like(tt))
-        c = _vbm(t, Y) / safe_tt.unsqueeze(1)  # y-loadings
-        kt_raw = solver.kernel_product(t.unsqueeze(-1)).squeeze(-1)  # K₀ t
-        kt = _project_out(kt_raw.unsqueeze(-1), T, tts, k).squeeze(-1)  # K_k t = Π K₀ t (t ⟂ earlier scores)
-        R[:, :, k] = _project_out(_bmv(Y, beta).unsqueeze(-1), T, tts, k).squeeze(-1)  # w = X₀ᵀΠY_kβ
-        T[:, :, k] = t
-        KT[:, :, k] = kt_raw
-        C[:, :, k] = c
-        tts[:, k] = tt * keep.squeeze(1)
+        safe_tt = torch.where(active, tt, torch.ones_like(tt)).unsqueeze(1)
+        p = Xt_t / safe_tt  # x-loadings
+        c = _vbm(t, Y) / safe_tt  # y-loadings
+        if dual_weights:
+            R[:, :, k] = _project_out(_bmv(Y, beta).unsqueeze(-1), T, tts, k).squeeze(-1)  # w = X₀ᵀΠY_kβ
+        keep = active.to(dtype)
+        W[:, k], P[:, k], T[:, :, k], C[:, :, k] = w, p, t, c
+        tts[:, k] = tt * keep
         n_iter[:, k] = iters * active
-        # Deflation: Y ← Y − t cᵀ;  B ← Π_t K_k Π_t Y = B − kt cᵀ − t eᵀ with e = (h − (tᵀkt) c) / tᵀt,
-        # h = Bᵀt; then M = YᵀB ← M − h cᵀ − c hᵀ + (tᵀkt) c cᵀ (Yᵀkt = Bᵀt = h: K_k is symmetric)
-        s = (t * kt).sum(dim=1)
-        h = _vbm(t, B)
-        e = (h - s.unsqueeze(1) * c) / safe_tt.unsqueeze(1)
-        Y.baddbmm_(t.unsqueeze(2), c.unsqueeze(1), alpha=-1)
-        B.baddbmm_(torch.stack([kt, t], dim=2), torch.stack([c, e], dim=1), alpha=-1)
-        hc = h.unsqueeze(2) * c.unsqueeze(1)
-        M = M - hc - hc.transpose(1, 2) + s.view(-1, 1, 1) * c.unsqueeze(2) * c.unsqueeze(1)
-        # Variance of X left after deflation: trace(K_{k+1}) = trace(K_k) − tᵀK_k t / tᵀt.
-        variance_left = variance_left - torch.where(active, s / safe_tt, torch.zeros_like(s))
+        # Deflation: Y ← Y − t cᵀ, S ← S − tᵀt c pᵀ (S as rows), and M = SSᵀ with it
+        h = _bmv(S, p)
+        pp = (p * p).sum(dim=1)
+        _subtract_outer(Y, t, c)
+        _subtract_outer(S, tt.unsqueeze(1) * c, p)
+        _update_outer(M, h, c, tt, pp)
+        # Variance of X left after deflation: trace(X_{k+1}ᵀX_{k+1}) = trace(X_kᵀX_k) − tᵀt ‖p‖².
+        variance_left = variance_left - tt * pp * keep
         exhausted = active & (variance_left <= 1000 * eps * variance_total)
         if k + 1 < n_components:
             for f in torch.nonzero(exhausted).flatten().tolist():
                 warnings.warn(f"PLS {fold_names[f]}: X has rank {k + 1} (no variance left); using "
                               f"{k + 1} of {n_components} components", PLSWarning, stacklevel=3)
         active = active & ~exhausted
-    return R, T, KT, C, tts, n_iter
+    return W, P, R, T, C, tts, n_iter
 
 
 def _project_out(V: torch.Tensor, T: torch.Tensor, tts: torch.Tensor, k: int) -> torch.Tensor:
@@ -309,11 +380,32 @@ def _vbm(v: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return torch.bmm(v.unsqueeze(1), A).squeeze(1)
 
 
-def _cross(Y: torch.Tensor, B: torch.Tensor, threads: int) -> torch.Tensor:
-    """YᵀB for every fold (F × n × q twice → F × q × q)."""
-    F, n, q = Y.shape
-    with _threads(threads if F * n * q * q > PARALLEL_FLOPS else 1, Y.device):
-        return Y.transpose(1, 2) @ B
+def _frobenius(M: torch.Tensor) -> torch.Tensor:
+    """‖S‖ for M = SSᵀ (F × q × q): √trace(M), without a pass over S."""
+    return torch.diagonal(M, dim1=1, dim2=2).sum(dim=1).clamp(min=0).sqrt()
+
+
+def _outer(S: torch.Tensor, threads: int) -> torch.Tensor:
+    """S Sᵀ for every fold (F × q × d → F × q × q), in float64 (the power iteration's precision)."""
+    F, q, d = S.shape
+    with _threads(threads if F * q * q * d > PARALLEL_FLOPS else 1, S.device):
+        return (S @ S.transpose(1, 2)).double()
+
+
+def _update_outer(M, h, c, tt, pp) -> None:
+    """M = SSᵀ after S ← S − tᵀt c pᵀ, in place: M − tᵀt (h cᵀ + c hᵀ) + (tᵀt)²‖p‖² c cᵀ with h = Sp (the
+    old S), as one rank-2 update."""
+    h, c, tt, pp = h.double(), c.double(), tt.double().unsqueeze(1), pp.double().unsqueeze(1)
+    M.baddbmm_(torch.stack([h, c], dim=2), torch.stack([tt * c, tt * h - tt * tt * pp * c], dim=1), alpha=-1)
+
+
+def _subtract_outer(A: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> None:
+    """A_f ← A_f − u_f v_fᵀ for every fold, in place (on the CPU, baddbmm_ goes through a copy of A)."""
+    if A.device.type != "cpu":
+        A.baddbmm_(u.unsqueeze(2), v.unsqueeze(1), alpha=-1)
+        return
+    for f in range(len(A)):
+        A[f].addr_(u[f], v[f], alpha=-1)
 
 
 def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
@@ -332,14 +424,13 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
     Returns β (w = X_kᵀY_kβ) and the iteration count of each fold.
     """
     dtype = gamma.dtype
-    gamma, M = gamma.astype(np.float64), M.astype(np.float64)
+    gamma, M = gamma.astype(np.float64), M.astype(np.float64, copy=False)
     F, q = gamma.shape
     if single_target:
         square = np.einsum("fi,fi->f", gamma, _matvec(M, gamma))
         return (gamma * _unit_scale(square)[:, None]).astype(dtype), np.ones(F, dtype=np.int64)
     scale = np.linalg.norm(M, axis=(1, 2))
     scale[scale == 0] = 1.0
-    M = M / scale[:, None, None]
     final, iters = np.zeros_like(gamma), np.zeros(F, dtype=np.int64)
     pending = np.arange(F)  # folds still iterating
     first = 0  # V_0 of this chunk is (a multiple of) M̂^first γ₀
@@ -349,7 +440,7 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
         V = np.empty((steps + 2, len(pending), q))
         V[0] = V0 / np.maximum(np.linalg.norm(V0, axis=1, keepdims=True), np.finfo(np.float64).tiny)
         for j in range(steps + 1):
-            V[j + 1] = _matvec(M, V[j])
+            V[j + 1] = _matvec(M, V[j]) / scale[pending, None]  # M̂ V_j without a copy of M
         a = np.einsum("jfi,jfi->jf", V[: steps + 1], V[: steps + 1])  # a_j, j = 0 … steps
         b = np.einsum("jfi,jfi->jf", V[:-1], V[1:])  # b_j, j = 0 … steps
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -380,22 +471,21 @@ def _matvec(A: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.matmul(A, v[:, :, None])[:, :, 0]
 
 
-def _dual_coefficients(R, KT, C, tts) -> torch.Tensor:
-    """V (F × n × q) with predictions (X* − m) X₀ᵀ V: coef = W pinv(PᵀW) Qᵀ, W = X₀ᵀR, P = X₀ᵀT/tᵀt."""
-    safe = torch.where(tts > 0, tts, torch.ones_like(tts))
-    PtW = (KT.transpose(1, 2) @ R) / safe.unsqueeze(2)
+def _coefficients(W, P, C, tts) -> torch.Tensor:
+    """coef = W pinv(PᵀW) Cᵀ per fold (F × d × q) from the rows of W and P (F × A × d)."""
+    PtW = P @ W.transpose(1, 2)
     PtW = PtW * (tts > 0).to(PtW.dtype).unsqueeze(2)
-    return R @ torch.linalg.pinv(PtW) @ C.transpose(1, 2)
+    return W.transpose(1, 2) @ torch.linalg.pinv(PtW) @ C.transpose(1, 2)
 
 
-def _check_variance(solver: _FoldSolver, raw_squares: torch.Tensor, names: Sequence[str]) -> None:
+def _check_variance(solver: _FoldSolver, x_mean: torch.Tensor, names: Sequence[str]) -> None:
     """Refuse folds whose training features are constant: PLS would fit nothing and predict the mean.
 
-    ``raw_squares``: ‖x_i‖² of the uncentred images, the scale against which the centred variance is
-    judged (a constant non-zero layer leaves only rounding after centring).
+    The centred variance is judged against the size of the uncentred features (trace + n‖mean‖²): a
+    constant non-zero layer leaves only rounding after centring.
     """
     traces = solver.traces
-    scale = solver.mask @ raw_squares
+    scale = traces + solver.n_train * x_mean.square().sum()
     flat = traces <= 1000 * torch.finfo(traces.dtype).eps * scale
     if bool(flat.any()):
         f = int(torch.nonzero(flat)[0])
@@ -441,21 +531,21 @@ class PLSRegression:
         self.kernel = kernel
 
     def _use_kernel(self, n: int, p: int, q: int, n_components: int, folds: int = 1) -> bool:
-        """The cheaper form in multiply-add equivalents: the Gram matrix costs n²p/2 once, then each
-        product is with n × n instead of twice with n × p. NIPALS multiplies q columns per fold for the
-        first B, then one per component (q + 1 where B is recomputed every time, ``FRESH_B_TARGETS``).
+        """The cheaper form in multiply-add equivalents. Either form makes one pass per component over
+        its factor (n × p features, or n × n) with two products of ``folds`` columns, and one more with
+        q columns per fold where S is recomputed every time (``FRESH_S_TARGETS``), after a first product
+        with q columns; the kernel form first pays for the Gram matrix (n²p/2) and its factor (n³/3).
         A product with few columns streams its matrix from memory instead of computing: ``STREAM_COST``."""
         if self.kernel is not None:
             return self.kernel
-        per_component = q + 1 if q <= FRESH_B_TARGETS else 1
 
-        def product(rows: int, cols: int, columns: int) -> float:
-            return max(rows * cols * columns, STREAM_COST * rows * cols)
+        def nipals(d: int) -> float:
+            passes = max(2 * n * d * folds, STREAM_COST * n * d)
+            if q <= FRESH_S_TARGETS:
+                passes += max(n * d * folds * q, STREAM_COST * n * d)
+            return n * d * q + n_components * passes
 
-        each = folds * per_component
-        kernel = n * n * p / 2 + product(n, n, folds * q) + n_components * product(n, n, each)
-        features = 2 * product(n, p, folds * q) + n_components * 2 * product(n, p, each)
-        return kernel < features
+        return n * n * p / 2 + n**3 / 3 + nipals(n) < nipals(p)
 
     def _prepare(self, X, Y):
         X = _as_tensor(X, self.device, self.dtype)
@@ -480,27 +570,34 @@ class PLSRegression:
         self.x_mean_ = X.mean(dim=0)
         self.y_mean_ = Y.mean(dim=0)
         self._check_finite(self.x_mean_, self.y_mean_)
-        Xc, Yc = X - self.x_mean_, Y - self.y_mean_
-        self.x_std_ = _std(Xc) if self.scale else torch.ones_like(self.x_mean_)
-        self.y_std_ = _std(Yc) if self.scale else torch.ones_like(self.y_mean_)
+        Yc = Y - self.y_mean_
+        Xc, offset = X, self.x_mean_  # centred as the solver reads it
+        self.x_std_, self.y_std_ = torch.ones_like(self.x_mean_), torch.ones_like(self.y_mean_)
         if self.scale:
-            Xc, Yc = Xc / self.x_std_, Yc / self.y_std_
+            self.x_std_, self.y_std_ = _std(X - self.x_mean_), _std(Yc)
+            Xc, Yc, offset = (X - self.x_mean_) / self.x_std_, Yc / self.y_std_, None
         A = _component_limit(self.n_components, n, p, "fit")
         everything = torch.ones(1, n, dtype=torch.bool, device=X.device)
-        solver = _FoldSolver(Xc, everything, self._use_kernel(n, p, Y.shape[1], A), centred=True)
-        _check_variance(solver, torch.linalg.vector_norm(X, dim=1).square(), ["fit"])
+        kernel = self._use_kernel(n, p, Y.shape[1], A)
+        solver = _FoldSolver(Xc, offset, everything, kernel)
+        _check_variance(solver, self.x_mean_ / self.x_std_, ["fit"])
         with _threads(1, X.device):
-            R, T, _, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"])
-        safe = torch.where(tts[0] > 0, tts[0], torch.ones_like(tts[0]))
-        W, P = torch.split((torch.cat([R[0], T[0]], dim=1).T @ Xc).T, [A, A], dim=1)  # (Vᵀ A)ᵀ: see _vbm
-        P = P / safe
+            W, P, R, T, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"], dual_weights=kernel)
+        if kernel:  # W and P are in the factor's coordinates: W = X₀ᵀR, P = X₀ᵀT / tᵀt
+            safe = torch.where(tts[0] > 0, tts[0], torch.ones_like(tts[0]))
+            W, P = torch.split((torch.cat([R[0], T[0]], dim=1).T @ solver.X).T, [A, A], dim=1)  # see _vbm
+            P = P / safe
+        else:
+            W, P = W[0].T, P[0].T
         sign = torch.sign(W.gather(0, W.abs().argmax(dim=0, keepdim=True))).squeeze(0)
         sign = torch.where(sign == 0, torch.ones_like(sign), sign)
         self.x_weights_, self.x_loadings_ = W * sign, P * sign
         self.y_weights_ = self.y_loadings_ = C[0] * sign
         self.x_scores_ = T[0] * sign
         self.x_rotations_ = self.x_weights_ @ torch.linalg.pinv(self.x_loadings_.T @ self.x_weights_)
-        self.coef_ = ((self.x_rotations_ @ self.y_loadings_.T) * self.y_std_).T / self.x_std_
+        self.coef_ = (self.x_rotations_ @ self.y_loadings_.T).T
+        if self.scale:
+            self.coef_ = self.coef_ * self.y_std_.unsqueeze(1) / self.x_std_
         self.intercept_ = self.y_mean_
         self.n_iter_ = n_iter[0][: int((tts[0] > 0).sum())].tolist()
         self.n_components_ = len(self.n_iter_)
@@ -509,7 +606,7 @@ class PLSRegression:
     def predict(self, X):
         is_numpy = not isinstance(X, torch.Tensor)
         X = _as_tensor(X, self.device, self.dtype)
-        pred = (X - self.x_mean_) @ self.coef_.T + self.intercept_
+        pred = X @ self.coef_.T + (self.intercept_ - self.x_mean_ @ self.coef_.T)  # no centred copy of X
         pred = pred.squeeze(1) if self._one_d else pred
         return pred.cpu().numpy() if is_numpy else pred
 
@@ -544,21 +641,18 @@ class PLSRegression:
         A = min(_component_limit(self.n_components, int(m), p, names[f]) for f, m in enumerate(n_train))
         x_mean = X.mean(dim=0)
         self._check_finite(x_mean, Y.mean(dim=0))
-        solver = _FoldSolver(X - x_mean, masks, self._use_kernel(n, p, Y.shape[1], A, F), centred=True)
-        _check_variance(solver, torch.linalg.vector_norm(X, dim=1).square(), names)
+        solver = _FoldSolver(X, x_mean, masks, self._use_kernel(n, p, Y.shape[1], A, F))
+        _check_variance(solver, x_mean, names)
         Yf = solver.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1]))
         y_means = (Y.unsqueeze(0) * solver.mask.unsqueeze(-1)).sum(dim=1) / solver.n_train.unsqueeze(1)
         with _threads(1, X.device):
-            R, T, KT, C, tts, _ = _nipals(solver, Yf, A, names, solver.targets_product(Y))
-        V = solver.centre(_dual_coefficients(R, KT, C, tts))
+            W, P, _, _, C, tts, _ = _nipals(solver, Yf, A, names, solver.targets_cross(Y))
+        coef = _coefficients(W, P, C, tts)
         tests = [torch.as_tensor(np.asarray(t), dtype=torch.long, device=X.device) for t in test_indices_list]
-        fitted = solver.rows_product(V, tests)  # X̃[test] X̃_trainᵀ V: the test rows only
-        # minus the training rows' mean of X̃ X̃_trainᵀ V (X is centred on them): (K̃ m)ᵀV / n_train
-        kernel_means = solver.raw_product(solver.mask.unsqueeze(-1)).squeeze(-1)
-        offsets = _vbm(kernel_means, V) / solver.n_train.unsqueeze(1)
+        fitted = [(solver.rows(rows) - solver.means[f]) @ coef[f] for f, rows in enumerate(tests)]
         predictions = []
         for f in range(F):
-            pred = fitted[f] - offsets[f] + y_means[f]
+            pred = fitted[f] + y_means[f]
             pred = pred.squeeze(1) if one_d else pred
             predictions.append(pred.cpu().numpy() if is_numpy else pred)
         return predictions
