@@ -595,18 +595,24 @@ class PLSRegression:
         self.y_weights_ = self.y_loadings_ = C[0] * sign
         self.x_scores_ = T[0] * sign
         self.x_rotations_ = self.x_weights_ @ torch.linalg.pinv(self.x_loadings_.T @ self.x_weights_)
-        self.coef_ = (self.x_rotations_ @ self.y_loadings_.T).T
-        if self.scale:
-            self.coef_ = self.coef_ * self.y_std_.unsqueeze(1) / self.x_std_
         self.intercept_ = self.y_mean_
         self.n_iter_ = n_iter[0][: int((tts[0] > 0).sum())].tolist()
         self.n_components_ = len(self.n_iter_)
         return self
 
+    @property
+    def coef_(self) -> torch.Tensor:
+        """Targets × features: predictions are (X − x_mean_) coef_ᵀ + intercept_."""
+        return ((self.x_rotations_ @ self.y_loadings_.T) * self.y_std_).T / self.x_std_
+
     def predict(self, X):
         is_numpy = not isinstance(X, torch.Tensor)
         X = _as_tensor(X, self.device, self.dtype)
-        pred = X @ self.coef_.T + (self.intercept_ - self.x_mean_ @ self.coef_.T)  # no centred copy of X
+        # through the components (coef_ = x_rotations_ y_loadings_ᵀ): no features × targets product, no
+        # centred copy of X
+        scores = (X / self.x_std_ if self.scale else X) @ self.x_rotations_
+        scores -= (self.x_mean_ / self.x_std_) @ self.x_rotations_
+        pred = scores @ (self.y_loadings_.T * self.y_std_) + self.intercept_
         pred = pred.squeeze(1) if self._one_d else pred
         return pred.cpu().numpy() if is_numpy else pred
 
