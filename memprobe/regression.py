@@ -116,9 +116,10 @@ class _FoldSolver:
     """
 
     def __init__(self, X: torch.Tensor, offset: torch.Tensor | None, train_masks: torch.Tensor,
-                 use_kernel: bool):
-        """``offset``: the mean of X's rows (None: X is centred). Global centring only improves precision;
-        each fold re-centres on its own training rows."""
+                 use_kernel: bool, Y: torch.Tensor):
+        """``offset``: the mean of X's rows (None: X is centred); Y: the n × q targets, whose product with
+        Z (for ``targets_cross``) the first pass over Z computes too. Global centring only improves
+        precision; each fold re-centres on its own training rows."""
         self.threads = torch.get_num_threads()  # for the large products; the rest runs on one thread
         self.mask = train_masks.to(X.dtype)  # F × n
         self.n_train = self.mask.sum(dim=1)  # F
@@ -128,13 +129,17 @@ class _FoldSolver:
                 self.Z, self.offset = _gram_factor(self.X) if use_kernel else self.X, None
             else:
                 self.X, self.Z, self.offset = None, X, offset
+        self.Y = Y - Y.mean(dim=0)  # centred: see targets_cross
         squares = torch.empty(len(X), dtype=X.dtype, device=X.device)
+        sums_of = torch.cat([self.mask, self.Y.T])  # one product gives each fold's Σz_i and Σ y_i z_iᵀ
 
         def sums(rows, block, total):
             squares[rows] = torch.linalg.vector_norm(block, dim=1).square()
-            total.addmm_(self.mask[:, rows], block)
+            total.addmm_(sums_of[:, rows], block)
 
-        self.means = self._pass((len(self.mask), self.Z.shape[1]), sums) / self.n_train.unsqueeze(1)  # F × d
+        F = len(self.mask)
+        sums = self._pass((len(sums_of), self.Z.shape[1]), sums)
+        self.means, self._targets_sum = sums[:F] / self.n_train.unsqueeze(1), sums[F:]  # F × d, q × d
         # Σ‖z_i − m_f‖² over each fold's training rows: the trace of its centred kernel
         self.traces = self.mask @ squares - self.n_train * (self.means * self.means).sum(dim=1)
 
@@ -191,22 +196,27 @@ class _FoldSolver:
         total = self._pass((F * m, self.Z.shape[1]), lambda rows, block, out: out.addmm_(flat[rows].T, block))
         return total.reshape(F, m, -1)
 
-    def targets_cross(self, Y: torch.Tensor) -> torch.Tensor:
-        """``cross`` of n × q Y centred on each fold: F × q × d.
+    def targets_cross(self) -> torch.Tensor:
+        """``cross`` of the targets centred on each fold: F × q × d.
 
         Fold f's Σ_train (y_i − ȳ_f) z_iᵀ is Σ_all y_i z_iᵀ less its left-out rows' sum, less n_f ȳ_f m_fᵀ:
-        F + 1 products with a tenth of the rows instead of F with all of them (cross-validation holds
-        out few rows). Y is centred first, so that last term is small (no digits lost to it)."""
+        the first pass's product and F products with a tenth of the rows, instead of F with all of them
+        (cross-validation holds out few rows). Y is centred, so that last term is small (no digits lost
+        to it)."""
         F, n = self.mask.shape
+        Y = self.Y
         left_out = [torch.nonzero(row == 0).flatten() for row in self.mask]
-        Y = Y - Y.mean(dim=0)
         if max(len(rows) for rows in left_out) > n // 2:
             return self.cross(self.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1])))
-        means = (self.mask @ Y) / self.n_train.unsqueeze(1)
-        whole = self.cross(Y.unsqueeze(0))[0]
-        with _threads(self.threads, Y.device):
-            sums = torch.stack([whole - Y[rows].T @ self.rows(rows) for rows in left_out])
-        return sums - (self.n_train.view(-1, 1, 1) * means.unsqueeze(2)) * self.means.unsqueeze(1)
+        if F == 1 and not len(left_out[0]):
+            S = self._targets_sum.unsqueeze(0)  # (no copy: fresh allocations cost page faults)
+        else:
+            S = torch.empty(F, *self._targets_sum.shape, dtype=Y.dtype, device=Y.device)
+            with _threads(self.threads, Y.device):
+                for f, rows in enumerate(left_out):
+                    torch.sub(self._targets_sum, Y[rows].T @ self.rows(rows), out=S[f])
+        _subtract_outer(S, self.mask @ Y, self.means)  # Σ_train (y_i − ȳ_f) = 0: less n_f ȳ_f m_fᵀ
+        return S
 
     def scores(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """u_f = Z_f w_f and Zᵀu_f (= Z_fᵀu_f) for F × d W: F × n and F × d, in one pass over Z (a block's
@@ -227,10 +237,10 @@ class _FoldSolver:
         return u, self._pass(W.shape, product, uncentred=True)
 
 
-def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names: Sequence[str],
-            S: torch.Tensor | None = None, dual_weights: bool = False):
+def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components: int,
+            fold_names: Sequence[str], dual_weights: bool = False):
     """Run scikit-learn's NIPALS on every fold; Y is F × n × q, centred (and scaled) per fold, and S its
-    ``cross`` (F × q × d, the transpose of X_kᵀY_k per fold) if already known. Both are deflated in place.
+    ``cross`` (F × q × d, the transpose of X_kᵀY_k per fold). Both are deflated in place.
 
     Returns the x-weights and x-loadings as rows (F × A × d, in the coordinates of the solver's Z),
     dual x-weights R (w_k = X₀ᵀr_k; only with ``dual_weights``, else None), x-scores T, y-loadings C,
@@ -239,7 +249,6 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, n_components: int, fold_names:
     F, n, q = Y.shape
     dtype, device = Y.dtype, Y.device
     eps = torch.finfo(dtype).eps
-    S = solver.cross(Y) if S is None else S
     M = _outer(S, solver.threads)  # S_kᵀS_k, q × q per fold, then updated with S
     m_norm_fresh = torch.linalg.vector_norm(M, dim=(1, 2))
     s_norm_fresh = _frobenius(M)  # ‖S‖ when last computed afresh
@@ -579,10 +588,11 @@ class PLSRegression:
         A = _component_limit(self.n_components, n, p, "fit")
         everything = torch.ones(1, n, dtype=torch.bool, device=X.device)
         kernel = self._use_kernel(n, p, Y.shape[1], A)
-        solver = _FoldSolver(Xc, offset, everything, kernel)
+        solver = _FoldSolver(Xc, offset, everything, kernel, Yc)
         _check_variance(solver, self.x_mean_ / self.x_std_, ["fit"])
         with _threads(1, X.device):
-            W, P, R, T, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), A, ["fit"], dual_weights=kernel)
+            W, P, R, T, C, tts, n_iter = _nipals(solver, Yc.unsqueeze(0), solver.targets_cross(), A, ["fit"],
+                                                 dual_weights=kernel)
         if kernel:  # W and P are in the factor's coordinates: W = X₀ᵀR, P = X₀ᵀT / tᵀt
             safe = torch.where(tts[0] > 0, tts[0], torch.ones_like(tts[0]))
             W, P = torch.split((torch.cat([R[0], T[0]], dim=1).T @ solver.X).T, [A, A], dim=1)  # see _vbm
@@ -647,12 +657,12 @@ class PLSRegression:
         A = min(_component_limit(self.n_components, int(m), p, names[f]) for f, m in enumerate(n_train))
         x_mean = X.mean(dim=0)
         self._check_finite(x_mean, Y.mean(dim=0))
-        solver = _FoldSolver(X, x_mean, masks, self._use_kernel(n, p, Y.shape[1], A, F))
+        solver = _FoldSolver(X, x_mean, masks, self._use_kernel(n, p, Y.shape[1], A, F), Y)
         _check_variance(solver, x_mean, names)
         Yf = solver.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1]))
         y_means = (Y.unsqueeze(0) * solver.mask.unsqueeze(-1)).sum(dim=1) / solver.n_train.unsqueeze(1)
         with _threads(1, X.device):
-            W, P, _, _, C, tts, _ = _nipals(solver, Yf, A, names, solver.targets_cross(Y))
+            W, P, _, _, C, tts, _ = _nipals(solver, Yf, solver.targets_cross(), A, names)
         coef = _coefficients(W, P, C, tts)
         tests = [torch.as_tensor(np.asarray(t), dtype=torch.long, device=X.device) for t in test_indices_list]
         fitted = [(solver.rows(rows) - solver.means[f]) @ coef[f] for f, rows in enumerate(tests)]
