@@ -117,9 +117,9 @@ class _FoldSolver:
 
     def __init__(self, X: torch.Tensor, offset: torch.Tensor | None, train_masks: torch.Tensor,
                  use_kernel: bool, Y: torch.Tensor):
-        """``offset``: the mean of X's rows (None: X is centred); Y: the n × q targets, whose product with
-        Z (for ``targets_cross``) the first pass over Z computes too. Global centring only improves
-        precision; each fold re-centres on its own training rows."""
+        """``offset``: the mean of X's rows (None: X is centred); Y: the n × q targets, centred, whose
+        product with Z (for ``targets_cross``) the first pass over Z computes too. Global centring only
+        improves precision; each fold re-centres on its own training rows."""
         self.threads = torch.get_num_threads()  # for the large products; the rest runs on one thread
         self.mask = train_masks.to(X.dtype)  # F × n
         self.n_train = self.mask.sum(dim=1)  # F
@@ -129,16 +129,16 @@ class _FoldSolver:
                 self.Z, self.offset = _gram_factor(self.X) if use_kernel else self.X, None
             else:
                 self.X, self.Z, self.offset = None, X, offset
-        self.Y = Y - Y.mean(dim=0)  # centred: see targets_cross
+        self.Y = Y
         squares = torch.empty(len(X), dtype=X.dtype, device=X.device)
-        sums_of = torch.cat([self.mask, self.Y.T])  # one product gives each fold's Σz_i and Σ y_i z_iᵀ
-
-        def sums(rows, block, total):
-            squares[rows] = torch.linalg.vector_norm(block, dim=1).square()
-            total.addmm_(sums_of[:, rows], block)
-
         F = len(self.mask)
-        sums = self._pass((len(sums_of), self.Z.shape[1]), sums)
+
+        def sums(rows, block, total):  # each fold's Σz_i, and Σ y_i z_iᵀ
+            squares[rows] = torch.linalg.vector_norm(block, dim=1).square()
+            total[:F].addmm_(self.mask[:, rows], block)
+            total[F:].addmm_(Y[rows].T, block)
+
+        sums = self._pass((F + Y.shape[1], self.Z.shape[1]), sums)
         self.means, self._targets_sum = sums[:F] / self.n_train.unsqueeze(1), sums[F:]  # F × d, q × d
         # Σ‖z_i − m_f‖² over each fold's training rows: the trace of its centred kernel
         self.traces = self.mask @ squares - self.n_train * (self.means * self.means).sum(dim=1)
@@ -595,13 +595,14 @@ class PLSRegression:
                                                  dual_weights=kernel)
         if kernel:  # W and P are in the factor's coordinates: W = X₀ᵀR, P = X₀ᵀT / tᵀt
             safe = torch.where(tts[0] > 0, tts[0], torch.ones_like(tts[0]))
-            W, P = torch.split((torch.cat([R[0], T[0]], dim=1).T @ solver.X).T, [A, A], dim=1)  # see _vbm
-            P = P / safe
+            W, P = (torch.cat([R[0], T[0]], dim=1).T @ solver.X).split(A)  # (Vᵀ A)ᵀ: see _vbm
+            P = P / safe.unsqueeze(1)
         else:
-            W, P = W[0].T, P[0].T
-        sign = torch.sign(W.gather(0, W.abs().argmax(dim=0, keepdim=True))).squeeze(0)
-        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-        self.x_weights_, self.x_loadings_ = W * sign, P * sign
+            W, P = W[0], P[0]
+        # scikit-learn's signs: each component's largest |x-weight| is positive (W, P: components × features)
+        largest = W.gather(1, W.abs().argmax(dim=1, keepdim=True)).squeeze(1)
+        sign = torch.where(largest < 0, -torch.ones_like(largest), torch.ones_like(largest))
+        self.x_weights_, self.x_loadings_ = W.mul_(sign.unsqueeze(1)).T, P.mul_(sign.unsqueeze(1)).T
         self.y_weights_ = self.y_loadings_ = C[0] * sign
         self.x_scores_ = T[0] * sign
         self.x_rotations_ = self.x_weights_ @ torch.linalg.pinv(self.x_loadings_.T @ self.x_weights_)
@@ -657,7 +658,7 @@ class PLSRegression:
         A = min(_component_limit(self.n_components, int(m), p, names[f]) for f, m in enumerate(n_train))
         x_mean = X.mean(dim=0)
         self._check_finite(x_mean, Y.mean(dim=0))
-        solver = _FoldSolver(X, x_mean, masks, self._use_kernel(n, p, Y.shape[1], A, F), Y)
+        solver = _FoldSolver(X, x_mean, masks, self._use_kernel(n, p, Y.shape[1], A, F), Y - Y.mean(dim=0))
         _check_variance(solver, x_mean, names)
         Yf = solver.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1]))
         y_means = (Y.unsqueeze(0) * solver.mask.unsqueeze(-1)).sum(dim=1) / solver.n_train.unsqueeze(1)
