@@ -263,13 +263,24 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
     active = torch.ones(F, dtype=torch.bool, device=device)
     variance_total = solver.traces
     variance_left = variance_total.clone()
+    # scikit-learn zeroes the columns of Y_k whose every |y| < 10 eps. ‖y_j‖², tracked through the deflation
+    # (‖y − t c_j‖² = ‖y‖² − tᵀt c_j²), shows without a pass over Y that no column is near that: a column
+    # with ‖y_j‖² > n (10 eps)² has a larger entry (the margin covers the rounding of the tracked value).
+    squares = torch.linalg.vector_norm(Y, dim=1).square()  # F × q
+    floor = 2 * torch.maximum(n * (10 * eps) ** 2 * torch.ones_like(squares), eps**0.5 * squares)
     for k in range(n_components):
-        largest = torch.maximum(Y.amax(dim=1, keepdim=True), -Y.amin(dim=1, keepdim=True))  # F × 1 × q
-        near_zero = largest < 10 * eps  # columns scikit-learn sets to zero
-        if bool(near_zero.any()):
-            Y, S = Y.masked_fill(near_zero, 0.0), S.masked_fill(near_zero.transpose(1, 2), 0.0)
-            M = M.masked_fill(near_zero, 0.0).masked_fill(near_zero.transpose(1, 2), 0.0)
-        nonconstant = (largest > eps).squeeze(1) & ~near_zero.squeeze(1)  # F × q
+        if bool((squares > floor).all()):
+            near_zero = torch.zeros(F, 1, q, dtype=torch.bool, device=device)
+            nonconstant = torch.ones(F, q, dtype=torch.bool, device=device)
+        else:
+            largest = torch.maximum(Y.amax(dim=1, keepdim=True), -Y.amin(dim=1, keepdim=True))  # F × 1 × q
+            near_zero = largest < 10 * eps  # columns scikit-learn sets to zero
+            if bool(near_zero.any()):
+                Y, S = Y.masked_fill(near_zero, 0.0), S.masked_fill(near_zero.transpose(1, 2), 0.0)
+                M = M.masked_fill(near_zero, 0.0).masked_fill(near_zero.transpose(1, 2), 0.0)
+            nonconstant = (largest > eps).squeeze(1) & ~near_zero.squeeze(1)  # F × q
+            squares = torch.linalg.vector_norm(Y, dim=1).square()
+            floor = 2 * torch.maximum(n * (10 * eps) ** 2 * torch.ones_like(squares), eps**0.5 * squares)
         # The updates of S and M below carry rounding errors of size eps‖S_r‖ (eps‖M_r‖) from their last
         # fresh value (step r); relative to a shrinking S (M) they grow, so once one has lost a quarter
         # of its digits (norm < eps^¼ of the fresh norm) it is recomputed: S = X₀ᵀΠY_k, M = SᵀS. With
@@ -326,6 +337,7 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
         # Deflation: Y ← Y − t cᵀ, S ← S − tᵀt c pᵀ (S as rows), and M = SSᵀ with it
         h = _bmv(S, p)
         pp = (p * p).sum(dim=1)
+        squares = squares - tt.unsqueeze(1) * c * c
         _subtract_outer(Y, t, c)
         _subtract_outer(S, tt.unsqueeze(1) * c, p)
         _update_outer(M, h, c, tt, pp)
