@@ -182,12 +182,11 @@ class _FoldSolver:
                 total += share.result()
             return total
 
-    def centre(self, V: torch.Tensor, folds: torch.Tensor | None = None) -> torch.Tensor:
-        """Centre F × n × m over each fold's training rows and zero the other rows (``folds``: a subset)."""
-        mask = self.mask if folds is None else self.mask[folds]
-        n_train = self.n_train if folds is None else self.n_train[folds]
-        mean = (V * mask.unsqueeze(-1)).sum(dim=1, keepdim=True) / n_train.view(-1, 1, 1)
-        return (V - mean) * mask.unsqueeze(-1)
+    def centre(self, V: torch.Tensor) -> torch.Tensor:
+        """Centre F × n × m over each fold's training rows and zero the other rows."""
+        mask = self.mask.unsqueeze(-1)
+        mean = (V * mask).sum(dim=1, keepdim=True) / self.n_train.view(-1, 1, 1)
+        return (V - mean) * mask
 
     def cross(self, V: torch.Tensor) -> torch.Tensor:
         """Z_fᵀV_f for F × n × m V centred on each fold, as F × m × d (= ZᵀV_f: V_f sums to 0)."""

@@ -169,6 +169,55 @@ def test_ill_conditioned_late_components_still_match_sklearn():
             assert _relative_error(expected, prediction) < 1e-4
 
 
+def test_kernel_form_with_duplicate_images_matches_sklearn():
+    """Duplicate images (LNSIM has a byte-identical pair) make the Gram matrix singular: its pivoted
+    Cholesky factor stops at the rank, and the fits must not change."""
+    X, Y = _data(70, 400, 4, seed=12)
+    X[10], X[20] = X[3], X[3]
+    Y[10] = Y[3] + 0.5  # same image, other scores
+    folds = list(KFold(5, shuffle=True, random_state=0).split(X))
+    trains, tests = [f[0] for f in folds], [f[1] for f in folds]
+    ours = PLSRegression(25, kernel=True).fit_predict_folds(X, Y, trains, tests)
+    for (train, test), prediction in zip(folds, ours, strict=True):
+        expected = SklearnPLS(25, scale=False).fit(X[train], Y[train]).predict(X[test])
+        assert _relative_error(expected, prediction) < 1e-4
+    factor = regression._gram_factor(torch.tensor(X - X.mean(axis=0)))
+    assert factor.shape[1] == 69 - 2  # centring and the two duplicates each take one dimension
+    np.testing.assert_allclose(factor @ factor.T, (X - X.mean(axis=0)) @ (X - X.mean(axis=0)).T, atol=1e-9)
+
+
+@pytest.mark.parametrize("offset", [3.0, 1e4])
+def test_features_far_from_zero_keep_their_precision(offset):
+    """The per-component pass multiplies uncentred X (the mean is subtracted from the products): features
+    whose mean is thousands of times their spread still give scikit-learn's predictions and iterations."""
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(300, 120)) @ rng.normal(size=(120, 120)) / 10 + offset
+    Y = X[:, :5] @ rng.normal(size=(5, 7)) + rng.normal(size=(300, 7))
+    ours = PLSRegression(25).fit(X, Y)
+    reference = SklearnPLS(25, scale=False).fit(X, Y)
+    assert ours.n_iter_ == reference.n_iter_
+    assert _relative_error(reference.predict(X), ours.predict(X)) < 1e-8
+
+
+def test_a_target_that_x_explains_exactly_stops_the_fit_as_in_sklearn():
+    """scikit-learn zeroes a residual column of Y once all its values are below 10 eps, and stops when no
+    column is left. Orthogonal features with two distinct variances explain a linear target in two
+    components (PLS1 spans the Krylov space of XᵀX, which has two eigenvalues); the target is small, so
+    its residual is far below 10 eps whatever the rounding."""
+    rng = np.random.default_rng(14)
+    basis = rng.normal(size=(50, 6))
+    basis, _ = np.linalg.qr(basis - basis.mean(axis=0))
+    X = basis * np.array([1, 1, 1, 2, 2, 2]) * 5 + 3
+    y = 0.01 * (X @ rng.normal(size=6)) + 0.07
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = SklearnPLS(6, scale=False).fit(X, y)
+    with pytest.warns(PLSWarning, match="Y residual is constant after 2 components"):
+        ours = PLSRegression(6).fit(X, y)
+    assert ours.n_components_ == len(reference.n_iter_) == 2
+    assert _relative_error(reference.predict(X), ours.predict(X)) < 1e-8
+
+
 @pytest.mark.parametrize("value", [0.0, 3.7])
 def test_constant_features_are_refused_not_scored(value):
     X, Y = _data(40, 6, 2)
