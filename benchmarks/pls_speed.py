@@ -1,7 +1,7 @@
 """memprobe's torch PLS vs scikit-learn's PLSRegression, same data, same process, 2 CPU threads.
 
 For each size (images n, features p, targets q): one fit + predict of PLSRegression(25, scale=False)
-by scikit-learn and by memprobe (float64, and float32; the median of 3 runs, each well under a second
+by scikit-learn and by memprobe (float64, and float32; the median of 5 runs, each well under a second
 where scikit-learn's one run takes seconds), the seconds of each, the speed-up and the largest relative
 difference of the predictions. Data: low-rank features plus noise, non-negative like
 ReLU activations, and targets that depend on them.
@@ -30,7 +30,7 @@ from memprobe.regression import PLSRegression  # noqa: E402
 
 SIZES = [(2880, 4096, 168), (1200, 25088, 33)]
 THREADS = 2
-REPEATS = 3
+REPEATS = 5
 
 
 def make_data(n: int, p: int, q: int, seed: int = 0):

@@ -57,6 +57,7 @@ PARALLEL_FLOPS = 1e7
 # Rows of Z per block of a pass (_FoldSolver.scores): about the size of a core's L2 cache, so the
 # second product of a block reads it from cache.
 BLOCK_BYTES = 2 << 20
+CACHE_BYTES = 16 << 20  # about half the last-level cache: a Z this small is read from cache, not memory
 
 
 class PLSWarning(UserWarning):
@@ -153,11 +154,13 @@ class _FoldSolver:
         """Σ over blocks of Z's rows of what ``product(rows, block, total)`` adds to ``total`` (zeros of
         ``shape``); ``uncentred``: blocks of X, without subtracting ``offset``. On the CPU the blocks are
         small enough to stay in cache while ``product`` uses them, and each thread sums a share of them;
-        elsewhere one block of all rows."""
+        a Z that fits in the last-level cache (and needs no centring), or one on another device, is one
+        block of all rows, multiplied with all threads."""
         n, d = self.Z.shape
-        if self.Z.device.type != "cpu":
+        if self.Z.device.type != "cpu" or (uncentred or self.offset is None) and self.Z.nbytes <= CACHE_BYTES:
             total = torch.zeros(shape, dtype=self.Z.dtype, device=self.Z.device)
-            product(slice(0, n), self.rows(slice(0, n)), total)
+            with _threads(self.threads, self.Z.device):
+                product(slice(0, n), self.Z if uncentred else self.rows(slice(0, n)), total)
             return total
         step = max(1, BLOCK_BYTES // (d * self.Z.element_size()))
         if self.offset is not None and not hasattr(self, "_blocks"):  # reused: allocating costs more
