@@ -5,16 +5,17 @@ column of Y, ``max_iter=500``, ``tol=1e-06`` on the squared change of the x-weig
 when Y has one column), the same deflation of X and Y, the same sign convention (the largest
 |x-weight| of each component is positive) and ``coef = W pinv(PᵀW) Qᵀ``.
 
-Why it is fast. Neither X nor Y is deflated in memory. With S_k = X_kᵀY_k (features × targets) the
-power iteration runs on the q × q matrix M = S_kᵀS_k: for u = Y_kγ,
+Why it is fast. X is never deflated in memory. With S_k = X_kᵀY_k (features × targets) the power
+iteration runs on the q × q matrix M = S_kᵀS_k: for u = Y_kγ,
 
     w ∝ X_kᵀu = S_kβ,  ‖w‖² = βᵀMβ,  ‖w − w_old‖² = (β − β_old)ᵀM(β − β_old),
 
 so scikit-learn's iterates come out (up to rounding) at O(q²) per iteration. A component then needs
 the x-scores t = X_k w = X₀w − T Pᵀw and the loadings X_kᵀt = X₀ᵀt − P Tᵀt: one pass over X₀ gives
 both (blocks of rows small enough to stay in cache, multiplied by w and then transposed by the result),
-after which S, M and Y take rank-one updates (S_{k+1} = S_k − tᵀt p cᵀ). S is recomputed as X₀ᵀΠY_k
-(Π projects out the earlier x-scores) whenever its update would lose digits.
+after which Y and M take low-rank updates, and S_{k+1} = S_k − tᵀt p cᵀ is kept as the last computed
+S less these terms. S is recomputed as X₀ᵀΠY_k (Π projects out the earlier x-scores) whenever its
+updates would lose digits.
 
 With ``scale=False`` PLS sees X only through the inner products of its rows: a factor Z with
 ZZᵀ = X₀X₀ᵀ gives the same scores, iterations and predictions. With many more features than images,
@@ -259,6 +260,9 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
     P = torch.zeros_like(W)
     R = torch.zeros(F, n, n_components, dtype=dtype, device=device) if dual_weights else None
     T = torch.zeros(F, n, n_components, dtype=dtype, device=device)
+    # S_k = S − Σ_j updates_j p_jᵀ over the components j since S was last computed (a product with a few
+    # rows of P instead of a pass that rewrites S)
+    updates = torch.zeros(F, q, n_components, dtype=dtype, device=device)
     C = torch.zeros(F, q, n_components, dtype=dtype, device=device)
     tts = torch.zeros(F, n_components, dtype=dtype, device=device)
     n_iter = torch.zeros(F, n_components, dtype=torch.long, device=device)
@@ -279,6 +283,7 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
             near_zero = largest < 10 * eps  # columns scikit-learn sets to zero
             if bool(near_zero.any()):
                 Y, S = Y.masked_fill(near_zero, 0.0), S.masked_fill(near_zero.transpose(1, 2), 0.0)
+                updates = updates.masked_fill(near_zero.transpose(1, 2), 0.0)
                 M = M.masked_fill(near_zero, 0.0).masked_fill(near_zero.transpose(1, 2), 0.0)
             nonconstant = (largest > eps).squeeze(1) & ~near_zero.squeeze(1)  # F × q
             squares = torch.linalg.vector_norm(Y, dim=1).square()
@@ -294,6 +299,7 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
         if len(stale):
             S[stale] = solver.cross(_project_out(Y[stale], T[stale], tts[stale], k)).masked_fill(
                 near_zero[stale].transpose(1, 2), 0.0)
+            updates[stale] = 0.0
         m_norm = torch.linalg.vector_norm(M, dim=(1, 2))
         stale_m = torch.nonzero(stale_s | (active & (m_norm < eps**0.25 * m_norm_fresh))).flatten()
         if len(stale_m):
@@ -320,6 +326,8 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
             warnings.warn(f"PLS {fold_names[f]}: NIPALS reached max_iter={MAX_ITER} at component {k + 1}",
                           PLSWarning, stacklevel=3)
         w = _vbm(beta, S)  # S_kβ, unit length (zero for folds not fitting)
+        if k:
+            w -= _vbm(_vbm(beta, updates[:, :, :k]), P[:, :k])
         u, Zt_u = solver.scores(w)  # u = X₀w, Zᵀu = X₀ᵀX₀w
         t, Xt_t = u, Zt_u
         if k:  # deflation: t = X_k w = X₀w − T Pᵀw;  X_kᵀt = X₀ᵀt − P Tᵀt with X₀ᵀT = P diag(tᵀt)
@@ -336,12 +344,14 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
         W[:, k], P[:, k], T[:, :, k], C[:, :, k] = w, p, t, c
         tts[:, k] = tt * keep
         n_iter[:, k] = iters * active
-        # Deflation: Y ← Y − t cᵀ, S ← S − tᵀt c pᵀ (S as rows), and M = SSᵀ with it
-        h = _bmv(S, p)
+        # Deflation: Y ← Y − t cᵀ, S ← S − tᵀt c pᵀ (S as rows; recorded in ``updates``), and M = SSᵀ
+        h = _bmv(S, p)  # S_k p
+        if k:
+            h -= _bmv(updates[:, :, :k], _bmv(P[:, :k], p))
         pp = (p * p).sum(dim=1)
         squares = squares - tt.unsqueeze(1) * c * c
         _subtract_outer(Y, t, c)
-        _subtract_outer(S, tt.unsqueeze(1) * c, p)
+        updates[:, :, k] = tt.unsqueeze(1) * c
         _update_outer(M, h, c, tt, pp)
         # Variance of X left after deflation: trace(X_{k+1}ᵀX_{k+1}) = trace(X_kᵀX_k) − tᵀt ‖p‖².
         variance_left = variance_left - tt * pp * keep
