@@ -303,6 +303,9 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
         m_norm = torch.linalg.vector_norm(M, dim=(1, 2))
         stale_m = torch.nonzero(stale_s | (active & (m_norm < eps**0.25 * m_norm_fresh))).flatten()
         if len(stale_m):
+            if k:  # S_k itself, from S and its updates (none left where S was just recomputed)
+                S[stale_m] -= updates[stale_m, :, :k] @ P[stale_m, :k]
+                updates[stale_m] = 0.0
             M[stale_m] = _outer(S[stale_m], solver.threads)
             m_norm_fresh[stale_m] = torch.linalg.vector_norm(M[stale_m], dim=(1, 2))
             s_norm_fresh[stale] = _frobenius(M[stale])

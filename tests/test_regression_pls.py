@@ -186,6 +186,20 @@ def test_kernel_form_with_duplicate_images_matches_sklearn():
     np.testing.assert_allclose(factor @ factor.T, (X - X.mean(axis=0)) @ (X - X.mean(axis=0)).T, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-8), (torch.float32, 1e-4)])
+def test_targets_explained_by_few_components_match_sklearn(dtype, tolerance):
+    """Three latent factors drive X and 20 targets: after three components S = X_kᵀY_k has shrunk by
+    orders of magnitude, so M = SᵀS is recomputed from S while S itself still carries its updates."""
+    rng = np.random.default_rng(15)
+    latent = rng.normal(size=(300, 3))
+    X = latent @ rng.normal(size=(3, 100)) + 0.3 * rng.normal(size=(300, 100)) + 1
+    Y = latent @ rng.normal(size=(3, 20)) + 0.01 * rng.normal(size=(300, 20))
+    reference = SklearnPLS(10, scale=False).fit(X, Y)
+    ours = PLSRegression(10, dtype=dtype).fit(X, Y)
+    assert ours.n_iter_ == reference.n_iter_
+    assert _relative_error(reference.predict(X), ours.predict(X)) < tolerance
+
+
 @pytest.mark.parametrize("offset", [3.0, 1e4])
 def test_features_far_from_zero_keep_their_precision(offset):
     """The per-component pass multiplies uncentred X (the mean is subtracted from the products): features
