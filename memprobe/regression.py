@@ -41,7 +41,7 @@ from functools import cache
 import numpy as np
 import torch
 from scipy.linalg import blas, lapack
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from memprobe.errors import BenchmarkError, UnscorableFeatures
 
@@ -75,13 +75,23 @@ def _as_tensor(array, device, dtype) -> torch.Tensor:
         return torch.as_tensor(values, device=device)
 
 
+@cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # finding the loaded BLAS libraries takes milliseconds: once
+
+
+def _scipy_blas_threads():
+    """SciPy's BLAS (syrk, pstrf) on as many threads as torch uses."""
+    return _blas_controller().limit(limits=torch.get_num_threads(), user_api="blas")
+
+
 def _gram(X: torch.Tensor) -> torch.Tensor:
     """X Xᵀ. On the CPU BLAS syrk computes one triangle only: half the multiply-adds of X @ X.T."""
     if X.device.type != "cpu" or X.dtype not in (torch.float32, torch.float64):
         return X @ X.T
     x = X.contiguous().numpy()
     syrk = blas.dsyrk if X.dtype == torch.float64 else blas.ssyrk
-    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+    with _scipy_blas_threads():
         upper = syrk(1.0, x.T, trans=1)  # x.T is a column-major view of x: no copy; the rest stays 0
     full = upper + upper.T
     np.fill_diagonal(full, np.diagonal(upper))
@@ -95,7 +105,7 @@ def _gram_factor(X: torch.Tensor) -> torch.Tensor:
     if gram.device.type != "cpu":
         values, vectors = torch.linalg.eigh(gram)
         return (vectors * values.clamp(min=0).sqrt()).to(X.dtype)
-    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+    with _scipy_blas_threads():
         factor, pivots, rank, _ = lapack.dpstrf(gram.numpy(), lower=1)  # gram[piv][:, piv] = L Lᵀ
     Z = torch.zeros(len(gram), rank, dtype=torch.float64)
     Z[torch.as_tensor(pivots - 1, dtype=torch.long)] = torch.from_numpy(np.tril(factor)[:, :rank])
@@ -475,8 +485,10 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
         steps = min(CHUNK, MAX_ITER - 1 - first)
         V = np.empty((steps + 2, len(pending), q))
         V[0] = V0 / np.maximum(np.linalg.norm(V0, axis=1, keepdims=True), np.finfo(np.float64).tiny)
-        for j in range(steps + 1):
-            V[j + 1] = _matvec(M, V[j]) / scale[pending, None]  # M̂ V_j without a copy of M
+        inverse = 1 / scale[pending, None]
+        for j in range(steps + 1):  # V_(j+1) = M̂ V_j, without a copy of M or a new array
+            np.matmul(M, V[j, :, :, None], out=V[j + 1, :, :, None])
+            V[j + 1] *= inverse
         a = np.einsum("jfi,jfi->jf", V[: steps + 1], V[: steps + 1])  # a_j, j = 0 … steps
         b = np.einsum("jfi,jfi->jf", V[:-1], V[1:])  # b_j, j = 0 … steps
         with np.errstate(divide="ignore", invalid="ignore"):
