@@ -150,8 +150,8 @@ class _FoldSolver:
             total[:F].addmm_(self.mask[:, rows], block)
             total[F:].addmm_(Y[rows].T, block)
 
-        sums = self._pass((F + Y.shape[1], self.Z.shape[1]), sums)
-        self.means, self._targets_sum = sums[:F] / self.n_train.unsqueeze(1), sums[F:]  # F × d, q × d
+        totals = self._pass((F + Y.shape[1], self.Z.shape[1]), sums)
+        self.means, self._targets_sum = totals[:F] / self.n_train.unsqueeze(1), totals[F:]  # F × d, q × d
         # Σ‖z_i − m_f‖² over each fold's training rows: the trace of its centred kernel
         self.traces = self.mask @ squares - self.n_train * (self.means * self.means).sum(dim=1)
 
@@ -215,19 +215,19 @@ class _FoldSolver:
         Fold f's Σ_train (y_i − ȳ_f) z_iᵀ is Σ_all y_i z_iᵀ less its left-out rows' sum, less n_f ȳ_f m_fᵀ:
         the first pass's product and F products with a tenth of the rows, instead of F with all of them
         (cross-validation holds out few rows). Y is centred, so that last term is small (no digits lost
-        to it)."""
+        to it). Called once: the result is built in the first pass's product."""
         F, n = self.mask.shape
-        Y = self.Y
+        Y, targets_sum, self._targets_sum = self.Y, self._targets_sum, None
         left_out = [torch.nonzero(row == 0).flatten() for row in self.mask]
         if max(len(rows) for rows in left_out) > n // 2:
             return self.cross(self.centre(Y.unsqueeze(0).expand(F, n, Y.shape[1])))
         if F == 1 and not len(left_out[0]):
-            S = self._targets_sum.unsqueeze(0)  # (no copy: fresh allocations cost page faults)
+            S = targets_sum.unsqueeze(0)  # (no copy: fresh allocations cost page faults)
         else:
-            S = torch.empty(F, *self._targets_sum.shape, dtype=Y.dtype, device=Y.device)
+            S = torch.empty(F, *targets_sum.shape, dtype=Y.dtype, device=Y.device)
             with _threads(self.threads, Y.device):
                 for f, rows in enumerate(left_out):
-                    torch.sub(self._targets_sum, Y[rows].T @ self.rows(rows), out=S[f])
+                    torch.sub(targets_sum, Y[rows].T @ self.rows(rows), out=S[f])
         _subtract_outer(S, self.mask @ Y, self.means)  # Σ_train (y_i − ȳ_f) = 0: less n_f ȳ_f m_fᵀ
         return S
 
@@ -253,7 +253,7 @@ class _FoldSolver:
 def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components: int,
             fold_names: Sequence[str], dual_weights: bool = False):
     """Run scikit-learn's NIPALS on every fold; Y is F × n × q, centred (and scaled) per fold, and S its
-    ``cross`` (F × q × d, the transpose of X_kᵀY_k per fold). Both are deflated in place.
+    ``cross`` (F × q × d, the transpose of X_kᵀY_k per fold); both are overwritten.
 
     Returns the x-weights and x-loadings as rows (F × A × d, in the coordinates of the solver's Z),
     dual x-weights R (w_k = X₀ᵀr_k; only with ``dual_weights``, else None), x-scores T, y-loadings C,
