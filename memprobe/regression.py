@@ -170,7 +170,7 @@ class _FoldSolver:
         n, d = self.Z.shape
         if self.Z.device.type != "cpu" or (uncentred or self.offset is None) and self.Z.nbytes <= CACHE_BYTES:
             total = torch.zeros(shape, dtype=self.Z.dtype, device=self.Z.device)
-            with _threads(self.threads, self.Z.device):
+            with _threads(self.threads if n * d * total.shape[0] > PARALLEL_FLOPS else 1, self.Z.device):
                 product(slice(0, n), self.Z if uncentred else self.rows(slice(0, n)), total)
             return total
         step = max(1, BLOCK_BYTES // (d * self.Z.element_size()))
@@ -477,6 +477,7 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
         return (gamma * _unit_scale(square)[:, None]).astype(dtype), np.ones(F, dtype=np.int64)
     scale = np.linalg.norm(M, axis=(1, 2))
     scale[scale == 0] = 1.0
+    M_hat = M / scale[:, None, None]
     final, iters = np.zeros_like(gamma), np.zeros(F, dtype=np.int64)
     pending = np.arange(F)  # folds still iterating
     first = 0  # V_0 of this chunk is (a multiple of) M̂^first γ₀
@@ -485,10 +486,8 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
         steps = min(CHUNK, MAX_ITER - 1 - first)
         V = np.empty((steps + 2, len(pending), q))
         V[0] = V0 / np.maximum(np.linalg.norm(V0, axis=1, keepdims=True), np.finfo(np.float64).tiny)
-        inverse = 1 / scale[pending, None]
-        for j in range(steps + 1):  # V_(j+1) = M̂ V_j, without a copy of M or a new array
-            np.matmul(M, V[j, :, :, None], out=V[j + 1, :, :, None])
-            V[j + 1] *= inverse
+        for j in range(steps + 1):  # V_(j+1) = M̂ V_j, into V
+            np.matmul(M_hat, V[j, :, :, None], out=V[j + 1, :, :, None])
         a = np.einsum("jfi,jfi->jf", V[: steps + 1], V[: steps + 1])  # a_j, j = 0 … steps
         b = np.einsum("jfi,jfi->jf", V[:-1], V[1:])  # b_j, j = 0 … steps
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -505,7 +504,7 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
         chosen = V[j, rows] / length[:, None]
         final[done] = chosen * _unit_scale(scale[done] * b[j, rows] / length**2)[:, None]
         iters[done] = first + j + 1
-        pending, V0, M = pending[~stopped], V[steps, ~stopped], M[~stopped]
+        pending, V0, M_hat = pending[~stopped], V[steps, ~stopped], M_hat[~stopped]
         first += steps
     return final.astype(dtype), iters
 
