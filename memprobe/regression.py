@@ -282,8 +282,7 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
     # scikit-learn zeroes the columns of Y_k whose every |y| < 10 eps. ‖y_j‖², tracked through the deflation
     # (‖y − t c_j‖² = ‖y‖² − tᵀt c_j²), shows without a pass over Y that no column is near that: a column
     # with ‖y_j‖² > n (10 eps)² has a larger entry (the margin covers the rounding of the tracked value).
-    squares = torch.linalg.vector_norm(Y, dim=1).square()  # F × q
-    floor = 2 * torch.maximum(n * (10 * eps) ** 2 * torch.ones_like(squares), eps**0.5 * squares)
+    squares, floor = _column_squares(Y)
     for k in range(n_components):
         if bool((squares > floor).all()):
             near_zero = torch.zeros(F, 1, q, dtype=torch.bool, device=device)
@@ -296,8 +295,7 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
                 updates = updates.masked_fill(near_zero.transpose(1, 2), 0.0)
                 M = M.masked_fill(near_zero, 0.0).masked_fill(near_zero.transpose(1, 2), 0.0)
             nonconstant = (largest > eps).squeeze(1) & ~near_zero.squeeze(1)  # F × q
-            squares = torch.linalg.vector_norm(Y, dim=1).square()
-            floor = 2 * torch.maximum(n * (10 * eps) ** 2 * torch.ones_like(squares), eps**0.5 * squares)
+            squares, floor = _column_squares(Y)
         # The updates of S and M below carry rounding errors of size eps‖S_r‖ (eps‖M_r‖) from their last
         # fresh value (step r); relative to a shrinking S (M) they grow, so once one has lost a quarter
         # of its digits (norm < eps^¼ of the fresh norm) it is recomputed: S = X₀ᵀΠY_k, M = SᵀS. With
@@ -375,6 +373,14 @@ def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components:
                               f"{k + 1} of {n_components} components", PLSWarning, stacklevel=3)
         active = active & ~exhausted
     return W, P, R, T, C, tts, n_iter
+
+
+def _column_squares(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """‖y_j‖² of each fold's target columns (F × q), and the value above which the tracked ‖y_j‖² proves a
+    column has an entry over 10 eps (twice n (10 eps)², or of √eps ‖y_j‖² for the tracking's rounding)."""
+    eps, n = torch.finfo(Y.dtype).eps, Y.shape[1]
+    squares = torch.linalg.vector_norm(Y, dim=1).square()
+    return squares, 2 * torch.maximum(n * (10 * eps) ** 2 * torch.ones_like(squares), eps**0.5 * squares)
 
 
 def _project_out(V: torch.Tensor, T: torch.Tensor, tts: torch.Tensor, k: int) -> torch.Tensor:
