@@ -280,3 +280,32 @@ def test_power_iteration_steps_do_not_depend_on_how_many_run_per_chunk(monkeypat
     beta, iters = regression._power_iteration(gamma, M, False)
     np.testing.assert_array_equal(iters, expected_iters)
     np.testing.assert_allclose(beta, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-8), (torch.float32, 1e-3)])
+def test_features_read_in_blocks_give_sklearns_fit(monkeypatch, dtype, tolerance):
+    """Features larger than the cache are read in blocks of rows shared between threads: one fold through
+    numpy (all rows, or with rows left out), several folds through torch. Tiny blocks on small data must
+    give scikit-learn's predictions every way."""
+    monkeypatch.setattr(regression, "CACHE_BYTES", 0)
+    monkeypatch.setattr(regression, "BLOCK_BYTES", 7 * 60 * 8)  # 7 rows of float64 features
+    single = []
+    original = regression._FoldSolver._single_scores
+    monkeypatch.setattr(regression._FoldSolver, "_single_scores",
+                        lambda self, W, shift: single.append(len(W)) or original(self, W, shift))
+    X, Y = _data(100, 60, 4, seed=12)
+    splits = list(KFold(4, shuffle=True, random_state=0).split(X))
+    expected = [SklearnPLS(10, scale=False).fit(X[tr], Y[tr]).predict(X[te]) for tr, te in splits]
+    (train, test), first = splits[0], expected[0]
+
+    model = PLSRegression(10, dtype=dtype, kernel=False).fit(X[train], Y[train])
+    assert _relative_error(first, model.predict(X[test])) < tolerance
+    assert len(single) == 10  # one pass per component
+    one_fold = PLSRegression(10, dtype=dtype, kernel=False).fit_predict_folds(X, Y, [train], [test])[0]
+    assert _relative_error(first, one_fold) < tolerance
+    assert len(single) == 20
+    folds = PLSRegression(10, dtype=dtype, kernel=False).fit_predict_folds(
+        X, Y, [s[0] for s in splits], [s[1] for s in splits])
+    assert len(single) == 20
+    for fold_expected, fold_ours in zip(expected, folds, strict=True):
+        assert _relative_error(fold_expected, fold_ours) < tolerance
