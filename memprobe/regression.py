@@ -43,6 +43,7 @@ import torch
 from scipy.linalg import blas, lapack
 from threadpoolctl import ThreadpoolController
 
+from memprobe import fused_pass
 from memprobe.errors import BenchmarkError, UnscorableFeatures
 
 MAX_ITER = 500
@@ -59,6 +60,9 @@ PARALLEL_FLOPS = 1e7
 # second product of a block reads it from cache.
 BLOCK_BYTES = 2 << 20
 CACHE_BYTES = 16 << 20  # about half the last-level cache: a Z this small is read from cache, not memory
+# Up to this many columns a product with Z streams it from memory (fused_pass.cross); with more, BLAS's
+# blocked products compute faster
+FUSED_COLUMNS = 16
 
 
 class PLSWarning(UserWarning):
@@ -134,7 +138,6 @@ class _FoldSolver:
         improves precision; each fold re-centres on its own training rows."""
         self.threads = torch.get_num_threads()  # for the large products; the rest runs on one thread
         self.mask = train_masks.to(X.dtype)  # F × n
-        self.everything = bool(train_masks.all())  # no fold leaves rows out
         self.n_train = self.mask.sum(dim=1)  # F
         with _threads(self.threads, X.device):
             if use_kernel or X.device.type != "cpu" or offset is None:
@@ -197,6 +200,11 @@ class _FoldSolver:
                 total += share.result()
             return total
 
+    def _fused(self) -> bool:
+        """Whether passes over Z go through ``fused_pass``'s compiled loops: a Z in the CPU's memory."""
+        return self.Z.device.type == "cpu" and self.Z.dtype in (torch.float32, torch.float64) and (
+            self.Z.nbytes > CACHE_BYTES)
+
     def centre(self, V: torch.Tensor) -> torch.Tensor:
         """Centre F × n × m over each fold's training rows and zero the other rows."""
         mask = self.mask.unsqueeze(-1)
@@ -207,7 +215,13 @@ class _FoldSolver:
         """Z_fᵀV_f for F × n × m V centred on each fold, as F × m × d (= ZᵀV_f: V_f sums to 0)."""
         F, n, m = V.shape
         flat = V.permute(1, 0, 2).reshape(n, F * m)
-        total = self._pass((F * m, self.Z.shape[1]), lambda rows, block, out: out.addmm_(flat[rows].T, block))
+        if self._fused() and F * m <= FUSED_COLUMNS:
+            offset = torch.zeros_like(self.Z[0]) if self.offset is None else self.offset
+            total = torch.from_numpy(fused_pass.cross(self.Z.detach().numpy(), offset.numpy(), flat.numpy(),
+                                                      _pool(self.threads), self.threads))
+        else:
+            total = self._pass((F * m, self.Z.shape[1]),
+                               lambda rows, block, out: out.addmm_(flat[rows].T, block))
         return total.reshape(F, m, -1)
 
     def targets_cross(self) -> torch.Tensor:
@@ -233,8 +247,9 @@ class _FoldSolver:
         return S
 
     def scores(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """u_f = Z_f w_f and Zᵀu_f (= Z_fᵀu_f) for F × d W: F × n and F × d, in one pass over Z (a block's
-        second product reads it from cache).
+        """u_f = Z_f w_f and Zᵀu_f (= Z_fᵀu_f) for F × d W: F × n and F × d, in one pass over Z: a Z in memory
+        through the compiled loop of ``fused_pass``, else as products of blocks of Z whose second product
+        reads the block from cache.
 
         This pass, run once per component, reads X uncentred: Z w = X w − offsetᵀw, and Zᵀu = Xᵀu as u sums
         to zero. Subtracting the offset block by block costs a fifth of the pass, and the products with
@@ -242,9 +257,10 @@ class _FoldSolver:
         """
         means = self.means if self.offset is None else self.means + self.offset
         shift = (means * W).sum(dim=1, keepdim=True)  # centres u_f
-        if (len(W) == 1 and self.Z.device.type == "cpu" and self.Z.dtype in (torch.float32, torch.float64)
-                and self.Z.nbytes > CACHE_BYTES):
-            return self._single_scores(W, shift)
+        if self._fused():
+            u, total = fused_pass.scores(self.Z.detach().numpy(), W.numpy(), shift.flatten().numpy(),
+                                         self.mask.numpy(), _pool(self.threads), self.threads)
+            return torch.from_numpy(u), torch.from_numpy(total)
         u = torch.empty_like(self.mask)
 
         def product(rows, block, total):
@@ -252,36 +268,6 @@ class _FoldSolver:
             total.addmm_(part, block)
 
         return u, self._pass(W.shape, product, uncentred=True)
-
-    def _single_scores(self, W: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``scores`` of one fold with a Z in memory, through numpy: each thread multiplies its share of the
-        rows block by block with single-threaded OpenBLAS, whose matrix-vector products on a block in cache,
-        and whose calls, are cheaper than torch's (the pass takes about four fifths of the time). With more
-        folds the products have F columns, where torch's are the faster."""
-        Z, w = self.Z.detach().numpy(), W[0].numpy()
-        n, d = Z.shape
-        step = max(1, BLOCK_BYTES // (d * Z.itemsize))
-        u, shift = np.empty(n, dtype=Z.dtype), float(shift)
-        mask = None if self.everything else self.mask[0].numpy()
-
-        def share(start: int, stop: int) -> np.ndarray:
-            total, product = np.zeros(d, dtype=Z.dtype), np.empty(d, dtype=Z.dtype)
-            for first in range(start, stop, step):
-                rows = slice(first, min(first + step, stop))
-                block, part = Z[rows], u[rows]
-                np.dot(block, w, out=part)  # (np.dot releases the GIL; np.matmul does not)
-                part -= shift
-                if mask is not None:
-                    part *= mask[rows]
-                total += np.dot(part, block, out=product)
-            return total
-
-        bounds = [n * i // self.threads for i in range(self.threads + 1)]
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            shares = [_pool(self.threads).submit(share, bounds[i], bounds[i + 1]) for i in range(self.threads)
-                      if bounds[i] < bounds[i + 1]]
-            total = sum(share.result() for share in shares)
-        return torch.from_numpy(u).unsqueeze(0), torch.from_numpy(total).unsqueeze(0)
 
 
 def _nipals(solver: _FoldSolver, Y: torch.Tensor, S: torch.Tensor, n_components: int,

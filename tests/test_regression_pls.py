@@ -283,29 +283,26 @@ def test_power_iteration_steps_do_not_depend_on_how_many_run_per_chunk(monkeypat
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-8), (torch.float32, 1e-3)])
-def test_features_read_in_blocks_give_sklearns_fit(monkeypatch, dtype, tolerance):
-    """Features larger than the cache are read in blocks of rows shared between threads: one fold through
-    numpy (all rows, or with rows left out), several folds through torch. Tiny blocks on small data must
-    give scikit-learn's predictions every way."""
+def test_the_compiled_pass_over_features_in_memory_gives_sklearns_fit(monkeypatch, dtype, tolerance):
+    """Features larger than the cache go through fused_pass's loop (rows four at a time, shared between
+    threads): one fold with all rows, one with rows left out, several folds; small data made to look
+    large must give scikit-learn's predictions every way, with n (here 101) not a multiple of four."""
     monkeypatch.setattr(regression, "CACHE_BYTES", 0)
-    monkeypatch.setattr(regression, "BLOCK_BYTES", 7 * 60 * 8)  # 7 rows of float64 features
-    single = []
-    original = regression._FoldSolver._single_scores
-    monkeypatch.setattr(regression._FoldSolver, "_single_scores",
-                        lambda self, W, shift: single.append(len(W)) or original(self, W, shift))
-    X, Y = _data(100, 60, 4, seed=12)
+    calls = []
+    original = regression.fused_pass.scores
+    monkeypatch.setattr(regression.fused_pass, "scores",
+                        lambda *args: calls.append(len(args[1])) or original(*args))
+    X, Y = _data(101, 60, 4, seed=12)
     splits = list(KFold(4, shuffle=True, random_state=0).split(X))
     expected = [SklearnPLS(10, scale=False).fit(X[tr], Y[tr]).predict(X[te]) for tr, te in splits]
     (train, test), first = splits[0], expected[0]
 
     model = PLSRegression(10, dtype=dtype, kernel=False).fit(X[train], Y[train])
     assert _relative_error(first, model.predict(X[test])) < tolerance
-    assert len(single) == 10  # one pass per component
     one_fold = PLSRegression(10, dtype=dtype, kernel=False).fit_predict_folds(X, Y, [train], [test])[0]
     assert _relative_error(first, one_fold) < tolerance
-    assert len(single) == 20
     folds = PLSRegression(10, dtype=dtype, kernel=False).fit_predict_folds(
         X, Y, [s[0] for s in splits], [s[1] for s in splits])
-    assert len(single) == 20
     for fold_expected, fold_ours in zip(expected, folds, strict=True):
         assert _relative_error(fold_expected, fold_ours) < tolerance
+    assert calls == [1] * 20 + [4] * 10  # one pass per component
