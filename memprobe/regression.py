@@ -43,13 +43,12 @@ import torch
 from scipy.linalg import blas, lapack
 from threadpoolctl import ThreadpoolController
 
-from memprobe import fused_pass
+from memprobe import pls_kernels
 from memprobe.errors import BenchmarkError, UnscorableFeatures
 
 MAX_ITER = 500
 TOL = 1e-06
 FRESH_S_TARGETS = 8
-CHUNK = 16  # power-iteration steps per batch of matrix-vector products (_power_iteration)
 # Reading one matrix element from memory costs about as much as this many multiply-adds in a large
 # matrix product (2 cores, float64: products with a few columns are bound by memory bandwidth).
 STREAM_COST = 12
@@ -60,7 +59,7 @@ PARALLEL_FLOPS = 1e7
 # second product of a block reads it from cache.
 BLOCK_BYTES = 2 << 20
 CACHE_BYTES = 16 << 20  # about half the last-level cache: a Z this small is read from cache, not memory
-# Up to this many columns a product with Z streams it from memory (fused_pass.cross); with more, BLAS's
+# Up to this many columns a product with Z streams it from memory (pls_kernels.cross); with more, BLAS's
 # blocked products compute faster
 FUSED_COLUMNS = 16
 
@@ -201,7 +200,7 @@ class _FoldSolver:
             return total
 
     def _fused(self) -> bool:
-        """Whether passes over Z go through ``fused_pass``'s compiled loops: a Z in the CPU's memory."""
+        """Whether passes over Z go through ``pls_kernels``'s compiled loops: a Z in the CPU's memory."""
         return self.Z.device.type == "cpu" and self.Z.dtype in (torch.float32, torch.float64) and (
             self.Z.nbytes > CACHE_BYTES)
 
@@ -217,7 +216,7 @@ class _FoldSolver:
         flat = V.permute(1, 0, 2).reshape(n, F * m)
         if self._fused() and F * m <= FUSED_COLUMNS:
             offset = torch.zeros_like(self.Z[0]) if self.offset is None else self.offset
-            total = torch.from_numpy(fused_pass.cross(self.Z.detach().numpy(), offset.numpy(), flat.numpy(),
+            total = torch.from_numpy(pls_kernels.cross(self.Z.detach().numpy(), offset.numpy(), flat.numpy(),
                                                       _pool(self.threads), self.threads))
         else:
             total = self._pass((F * m, self.Z.shape[1]),
@@ -248,7 +247,7 @@ class _FoldSolver:
 
     def scores(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """u_f = Z_f w_f and Zᵀu_f (= Z_fᵀu_f) for F × d W: F × n and F × d, in one pass over Z: a Z in memory
-        through the compiled loop of ``fused_pass``, else as products of blocks of Z whose second product
+        through the compiled loop of ``pls_kernels``, else as products of blocks of Z whose second product
         reads the block from cache.
 
         This pass, run once per component, reads X uncentred: Z w = X w − offsetᵀw, and Zᵀu = Xᵀu as u sums
@@ -258,7 +257,7 @@ class _FoldSolver:
         means = self.means if self.offset is None else self.means + self.offset
         shift = (means * W).sum(dim=1, keepdim=True)  # centres u_f
         if self._fused():
-            u, total = fused_pass.scores(self.Z.detach().numpy(), W.numpy(), shift.flatten().numpy(),
+            u, total = pls_kernels.scores(self.Z.detach().numpy(), W.numpy(), shift.flatten().numpy(),
                                          self.mask.numpy(), _pool(self.threads), self.threads)
             return torch.from_numpy(u), torch.from_numpy(total)
         u = torch.empty_like(self.mask)
@@ -490,58 +489,22 @@ def _power_iteration(gamma: np.ndarray, M: np.ndarray, single_target: bool):
 
         ‖w_t − w_(t-1)‖² = 2 − 2 a_j / √(b_j b_(j-1)),  β_t = V_j / √(‖M‖ b_j)   for t = j + 1
 
-    (the first chunk; later ones restart from the normalised last vector of the one before), so CHUNK
-    steps cost CHUNK matrix-vector products and a few vectorised reductions, not a dozen numpy calls each.
+    ``pls_kernels.power_iteration`` runs these steps, in the ratios of unit vectors (the powers shrink).
     Runs in float64 on the CPU (as scikit-learn does), whatever the fit's dtype.
     Returns β (w = X_kᵀY_kβ) and the iteration count of each fold.
     """
     dtype = gamma.dtype
     gamma, M = gamma.astype(np.float64), M.astype(np.float64, copy=False)
-    F, q = gamma.shape
     if single_target:
-        square = np.einsum("fi,fi->f", gamma, _matvec(M, gamma))
-        return (gamma * _unit_scale(square)[:, None]).astype(dtype), np.ones(F, dtype=np.int64)
-    scale = np.linalg.norm(M, axis=(1, 2))
-    scale[scale == 0] = 1.0
-    M_hat = M / scale[:, None, None]
-    final, iters = np.zeros_like(gamma), np.zeros(F, dtype=np.int64)
-    pending = np.arange(F)  # folds still iterating
-    first = 0  # V_0 of this chunk is (a multiple of) M̂^first γ₀
-    V0 = gamma
-    while len(pending):
-        steps = min(CHUNK, MAX_ITER - 1 - first)
-        V = np.empty((steps + 2, len(pending), q))
-        V[0] = V0 / np.maximum(np.linalg.norm(V0, axis=1, keepdims=True), np.finfo(np.float64).tiny)
-        for j in range(steps + 1):  # V_(j+1) = M̂ V_j, into V
-            np.matmul(M_hat, V[j, :, :, None], out=V[j + 1, :, :, None])
-        a = np.einsum("jfi,jfi->jf", V[: steps + 1], V[: steps + 1])  # a_j, j = 0 … steps
-        b = np.einsum("jfi,jfi->jf", V[:-1], V[1:])  # b_j, j = 0 … steps
-        with np.errstate(divide="ignore", invalid="ignore"):
-            change = 2 - 2 * a[1:] / np.sqrt(b[1:] * b[:-1])  # ‖w_t − w_(t-1)‖², t = first + j + 1
-        stop = ~(change >= TOL)  # NaN: Mγ = 0, u explains nothing more (w stays 0, as in scikit-learn)
-        if first + steps + 1 == MAX_ITER:
-            stop[-1] = True
-        stopped = stop.any(axis=0)
-        j = np.argmax(stop, axis=0)[stopped] + 1
-        done = pending[stopped]
-        rows = np.flatnonzero(stopped)
-        # V_j shrinks along the chunk; scikit-learn's + eps (_unit_scale) must meet a unit vector
-        length = np.maximum(np.sqrt(a[j, rows]), np.finfo(np.float64).tiny)
-        chosen = V[j, rows] / length[:, None]
-        final[done] = chosen * _unit_scale(scale[done] * b[j, rows] / length**2)[:, None]
-        iters[done] = first + j + 1
-        pending, V0, M_hat = pending[~stopped], V[steps, ~stopped], M_hat[~stopped]
-        first += steps
-    return final.astype(dtype), iters
+        square = np.einsum("fi,fij,fj->f", gamma, M, gamma)
+        return (gamma * _unit_scale(square)[:, None]).astype(dtype), np.ones(len(gamma), dtype=np.int64)
+    beta, iters = pls_kernels.power_iteration(gamma, M, TOL, MAX_ITER)
+    return beta.astype(dtype), iters
 
 
 def _unit_scale(square: np.ndarray) -> np.ndarray:
     """scikit-learn's w /= ‖w‖ + eps for ‖w‖² = ``square``: bounded where w has (nearly) vanished."""
     return 1 / (np.sqrt(np.maximum(square, 0)) + np.finfo(np.float64).eps)
-
-
-def _matvec(A: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.matmul(A, v[:, :, None])[:, :, 0]
 
 
 def _coefficients(W, P, C, tts) -> torch.Tensor:

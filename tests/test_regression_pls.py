@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.cross_decomposition import PLSRegression as SklearnPLS
+from sklearn.cross_decomposition._pls import _get_first_singular_vectors_power_method
 from sklearn.model_selection import KFold, ShuffleSplit
 
 from memprobe import regression
@@ -261,36 +262,40 @@ def test_a_fold_that_runs_out_of_rank_early_stops_while_the_others_go_on():
             assert _relative_error(expected, prediction) < 1e-4
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 64])
-def test_power_iteration_steps_do_not_depend_on_how_many_run_per_chunk(monkeypatch, chunk):
-    """Slowly converging folds (top eigenvalues 3 % apart) run for tens to hundreds of steps, and the
-    powers shrink by ‖M‖/λ₁ per step; chunks of any length must give one-step-at-a-time's iterates and
-    counts."""
+@pytest.mark.parametrize("scale", [1.0, 5.0, 1e6])
+@pytest.mark.parametrize("gap, targets, steps",
+    [(0.97, 30, (50, 499)), (0.995, 30, (50, 499)), (0.0, 30, (2, 2)), (None, 1, (1, 1))])
+def test_power_iteration_follows_sklearns_power_method_step_by_step(scale, gap, targets, steps):
+    """Slowly converging problems (top singular values 3 % and 0.5 % apart: tens to hundreds of steps),
+    one that converges at once (S of rank one: the earliest stop, at the second step) and a single
+    target (no iteration): the same weights and step counts as scikit-learn's power method on X and Y
+    with XᵀY = S, from M = SSᵀ alone."""
     rng = np.random.default_rng(11)
-    q, matrices = 30, []
-    for top in (1.0, 5.0, 1e6):
-        basis, _ = np.linalg.qr(rng.normal(size=(q, q)))
-        eigenvalues = np.r_[top, 0.97 * top, top * rng.uniform(0.01, 0.9, q - 2)]
-        matrices.append((basis * eigenvalues) @ basis.T)
-    M, gamma = np.stack(matrices), np.eye(q)[[0, 3, 5]]
-    monkeypatch.setattr(regression, "CHUNK", 1)
-    expected, expected_iters = regression._power_iteration(gamma, M, False)
-    assert (expected_iters > 50).all()
-    monkeypatch.setattr(regression, "CHUNK", chunk)
-    beta, iters = regression._power_iteration(gamma, M, False)
-    np.testing.assert_array_equal(iters, expected_iters)
-    np.testing.assert_allclose(beta, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+    n, p = 80, 40
+    X, _ = np.linalg.qr(rng.normal(size=(n, p)))  # orthonormal columns: S = YᵀX = Aᵀ for Y = X A
+    left, _ = np.linalg.qr(rng.normal(size=(p, targets)))
+    right, _ = np.linalg.qr(rng.normal(size=(targets, targets)))
+    singular = np.r_[1.0, gap, rng.uniform(0.1, 0.9, targets - 2) * (gap > 0)] if targets > 1 else np.ones(1)
+    A = scale * (left * singular) @ right.T
+    S = A.T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning at max_iter
+        expected, _, expected_iters = _get_first_singular_vectors_power_method(X, X @ A)
+    beta, iters = regression._power_iteration(np.eye(targets)[:1], (S @ S.T)[None], targets == 1)
+    assert iters[0] == expected_iters
+    assert steps[0] <= expected_iters <= steps[1]  # the cases are what they claim
+    np.testing.assert_allclose(beta[0] @ S, expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-8), (torch.float32, 1e-3)])
 def test_the_compiled_pass_over_features_in_memory_gives_sklearns_fit(monkeypatch, dtype, tolerance):
-    """Features larger than the cache go through fused_pass's loop (rows four at a time, shared between
+    """Features larger than the cache go through pls_kernels's loop (rows four at a time, shared between
     threads): one fold with all rows, one with rows left out, several folds; small data made to look
     large must give scikit-learn's predictions every way, with n (here 101) not a multiple of four."""
     monkeypatch.setattr(regression, "CACHE_BYTES", 0)
     calls = []
-    original = regression.fused_pass.scores
-    monkeypatch.setattr(regression.fused_pass, "scores",
+    original = regression.pls_kernels.scores
+    monkeypatch.setattr(regression.pls_kernels, "scores",
                         lambda *args: calls.append(len(args[1])) or original(*args))
     X, Y = _data(101, 60, 4, seed=12)
     splits = list(KFold(4, shuffle=True, random_state=0).split(X))
