@@ -12,10 +12,10 @@ iteration runs on the q × q matrix M = S_kᵀS_k: for u = Y_kγ,
 
 so scikit-learn's iterates come out (up to rounding) at O(q²) per iteration. A component then needs
 the x-scores t = X_k w = X₀w − T Pᵀw and the loadings X_kᵀt = X₀ᵀt − P Tᵀt: one pass over X₀ gives
-both (blocks of rows small enough to stay in cache, multiplied by w and then transposed by the result),
-after which Y and M take low-rank updates, and S_{k+1} = S_k − tᵀt p cᵀ is kept as the last computed
-S less these terms. S is recomputed as X₀ᵀΠY_k (Π projects out the earlier x-scores) whenever its
-updates would lose digits.
+both (on the CPU a compiled loop, ``pls_kernels``, that multiplies a few rows by w and then by their
+results while they are in cache), after which Y and M take low-rank updates, and S_{k+1} = S_k − tᵀt p cᵀ
+is kept as the last computed S less these terms. S is recomputed as X₀ᵀΠY_k (Π projects out the
+earlier x-scores) whenever its updates would lose digits.
 
 With ``scale=False`` PLS sees X only through the inner products of its rows: a factor Z with
 ZZᵀ = X₀X₀ᵀ gives the same scores, iterations and predictions. With many more features than images,
@@ -55,12 +55,12 @@ STREAM_COST = 12
 # Below this many multiply-adds a CPU product runs on one thread: waking the pool costs more (and on a
 # busy machine a whole scheduler time slice).
 PARALLEL_FLOPS = 1e7
-# Rows of Z per block of a pass (_FoldSolver.scores): about the size of a core's L2 cache, so the
-# second product of a block reads it from cache.
+# Rows of Z per block of a pass through torch (_FoldSolver._pass): about the size of a core's L2 cache,
+# so the second product of a block reads it from cache.
 BLOCK_BYTES = 2 << 20
 CACHE_BYTES = 16 << 20  # about half the last-level cache: a Z this small is read from cache, not memory
-# Up to this many columns a product with Z streams it from memory (pls_kernels.cross); with more, BLAS's
-# blocked products compute faster
+# Up to this many columns (folds, or folds × targets) a pass streams Z from memory through pls_kernels;
+# with more, BLAS's blocked products compute faster
 FUSED_COLUMNS = 16
 
 
@@ -256,7 +256,7 @@ class _FoldSolver:
         """
         means = self.means if self.offset is None else self.means + self.offset
         shift = (means * W).sum(dim=1, keepdim=True)  # centres u_f
-        if self._fused():
+        if self._fused() and len(W) <= FUSED_COLUMNS:
             u, total = pls_kernels.scores(self.Z.detach().numpy(), W.numpy(), shift.flatten().numpy(),
                                          self.mask.numpy(), _pool(self.threads), self.threads)
             return torch.from_numpy(u), torch.from_numpy(total)
