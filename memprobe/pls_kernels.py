@@ -30,7 +30,18 @@ import numpy as np
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
-@numba.njit(nogil=True, fastmath=_FAST, cache=True)
+def _compiled(**options):
+    """numba.njit, with the machine code cached on disk where numba finds a writable folder for it (next
+    to this file, or the user's cache): else compiled afresh in each process, a second or two."""
+    def compile(function):
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(**options)(function)
+    return compile
+
+
+@_compiled(nogil=True, fastmath=_FAST)
 def scores_rows(Z, W, shift, mask, u, total, start, stop):
     """u[:, start:stop] and total += Σ_i u[:, i] z_iᵀ over rows start … stop − 1 (see the module)."""
     F, d = W.shape
@@ -66,7 +77,7 @@ def scores_rows(Z, W, shift, mask, u, total, start, stop):
                 total[f, j] += a * Z[r, j]
 
 
-@numba.njit(nogil=True, fastmath=_FAST, cache=True)
+@_compiled(nogil=True, fastmath=_FAST)
 def cross_rows(Z, offset, V, total, start, stop):
     """total += Σ_i V[i]ᵀ (z_i − offset) over rows start … stop − 1 (total: V's columns × d)."""
     m, d = total.shape
@@ -114,7 +125,7 @@ def cross(Z: np.ndarray, offset: np.ndarray, V: np.ndarray, pool, threads: int) 
     return _by_rows(cross_rows, len(Z), (V.shape[1], Z.shape[1]), Z.dtype, pool, threads, Z, offset, V)
 
 
-@numba.njit(fastmath=_FAST, cache=True)
+@_compiled(fastmath=_FAST)
 def power_iteration_rows(gamma, M, tol, max_iter, beta, iters):
     """Fold by fold, the power iteration of ``regression._power_iteration`` (see there) with x_j the unit
     vector along M^j γ₀, ν_j = ‖M̂x_j‖ and ρ_j = x_jᵀM̂x_j (M̂ = M/‖M‖): the change at step t = j + 1 is

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -311,3 +314,14 @@ def test_the_compiled_pass_over_features_in_memory_gives_sklearns_fit(monkeypatc
     for fold_expected, fold_ours in zip(expected, folds, strict=True):
         assert _relative_error(fold_expected, fold_ours) < tolerance
     assert calls == [1] * 20 + [4] * 10  # one pass per component
+
+
+def test_the_compiled_loops_work_where_numba_can_write_no_cache():
+    """An install where numba finds no writable folder for its cache (read-only, and no user cache):
+    the loops compile in each process instead of failing at import."""
+    code = ("import numpy as np; from memprobe import pls_kernels as k; "
+            "print(type(k.power_iteration_rows._cache).__name__, "
+            "k.power_iteration(np.eye(3)[:1], 2 * np.eye(3)[None], 1e-6, 500)[1][0])")
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}  # none outside IPython
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["NullCache", "2"]
