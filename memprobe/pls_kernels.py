@@ -16,9 +16,9 @@ few columns, (Z − 1 offsetᵀ)ᵀV: the S = X₀ᵀΠY_k that NIPALS recompute
 **The power iteration** (``power_iteration``) of each component, on the q × q matrix M: one call for
 all its steps, where numpy costs a few microseconds of call overhead per step (a tenth of a fit).
 
-The dot products run in float64 whatever the data's dtype; all sums run in an order the compiler may
-change (``fastmath`` reassociation, so that they vectorise): their rounding differs from a BLAS
-product's, not its size.
+The dot products of ``scores`` run in float64 whatever the data's dtype; all sums run in an order the
+compiler may change (``fastmath`` reassociation, so that they vectorise): their rounding differs from a
+BLAS product's, not its size.
 """
 
 from __future__ import annotations
