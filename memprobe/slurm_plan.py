@@ -13,7 +13,9 @@ What is ASSUMED (constants below, printed with every plan):
 - data loading scales linearly with ``--cpus-per-task`` at the measured per-core decoding rate, and
   the forward pass runs at the slower of the GPU and the loaders;
 - scoring (PLS per layer × benchmark × split) on the task's GPU is ``GPU_SCORING_SPEEDUP`` × faster
-  than the measured scikit-learn CPU fit, which scales linearly with training samples × features;
+  than the measured scikit-learn CPU fit, which scales linearly with training samples × features (the
+  whole cowley_v4.V4-pls benchmark measured ×39.6 on one H100, single fits ×69–109:
+  results/benchmarks/gpu_h100.txt; the benchmark's figure is used);
 - a model not in the measured table runs at the table's median rate with the paper's mean of
   16,860 / 64 ≈ 263 layers per model (and is flagged);
 - fine-tuning costs ``TRAIN_COST`` × the forward pass per image, for ``max_epochs`` (an upper bound:
@@ -32,7 +34,7 @@ from memprobe.slurm import RunConfig, SlurmError, expand_models
 
 GPU_RESNET50_IMAGES_PER_S = 1000.0
 HOOK_OVERHEAD = 1.5
-GPU_SCORING_SPEEDUP = 20.0
+GPU_SCORING_SPEEDUP = 40.0
 TRAIN_COST = 3.0
 PAPER_MEAN_LAYERS = 16860 / 64
 BASE_MEMORY_GB = 2.0

@@ -13,7 +13,7 @@ from slurm_helpers import TESTS, computed, write_config
 from memprobe import slurm
 from memprobe.cli import main
 from memprobe.errors import BenchmarkError, ModelError
-from memprobe.slurm_plan import Measurements, plan
+from memprobe.slurm_plan import GPU_SCORING_SPEEDUP, Measurements, plan
 
 REPO = TESTS.parent
 
@@ -185,7 +185,7 @@ def test_plan_scales_with_images_and_flags_unmeasured_models(tmp_path):
     measured = rows.loc["toy:resnet18/lnsim"]
     # 40 images at min(1000 × 40/10 / 1.5, 8 × 1000) images/s; 50 layers × 1 benchmark × 5 splits fits.
     assert measured["forward_h"] == pytest.approx(40 / (4000 / 1.5) / 3600)
-    assert measured["scoring_h"] == pytest.approx(50 * 5 * 1e-8 * 40 * 1000 / 20 / 3600)
+    assert measured["scoring_h"] == pytest.approx(50 * 5 * 1e-8 * 40 * 1000 / GPU_SCORING_SPEEDUP / 3600)
     assert measured["disk_gb"] == pytest.approx(40 * 50 * 1000 * 4 / 1e9)
     assert rows.loc["toy:resnet18/v4", "scoring_h"] == pytest.approx(measured["scoring_h"] * 4 / 5)
     assert not rows.loc["toy:mobilenet_v3_small/lnsim", "measured"]
