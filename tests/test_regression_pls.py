@@ -281,9 +281,7 @@ def test_power_iteration_follows_sklearns_power_method_step_by_step(scale, gap, 
     singular = np.r_[1.0, gap, rng.uniform(0.1, 0.9, targets - 2) * (gap > 0)] if targets > 1 else np.ones(1)
     A = scale * (left * singular) @ right.T
     S = A.T
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning at max_iter
-        expected, _, expected_iters = _get_first_singular_vectors_power_method(X, X @ A)
+    expected, _, expected_iters = _get_first_singular_vectors_power_method(X, X @ A)
     beta, iters = regression._power_iteration(np.eye(targets)[:1], (S @ S.T)[None], targets == 1)
     assert iters[0] == expected_iters
     assert steps[0] <= expected_iters <= steps[1]  # the cases are what they claim
@@ -292,14 +290,17 @@ def test_power_iteration_follows_sklearns_power_method_step_by_step(scale, gap, 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-8), (torch.float32, 1e-3)])
 def test_the_compiled_pass_over_features_in_memory_gives_sklearns_fit(monkeypatch, dtype, tolerance):
-    """Features larger than the cache go through pls_kernels's loop (rows four at a time, shared between
+    """Features larger than the cache go through pls_kernels's loops (rows four at a time, shared between
     threads): one fold with all rows, one with rows left out, several folds; small data made to look
-    large must give scikit-learn's predictions every way, with n (here 101) not a multiple of four."""
+    large must give scikit-learn's predictions every way, with n (here 101) not a multiple of four.
+    With 4 targets S is recomputed at each component, through pls_kernels.cross."""
     monkeypatch.setattr(regression, "CACHE_BYTES", 0)
-    calls = []
-    original = regression.pls_kernels.scores
+    calls, crosses = [], []
+    scores, cross = regression.pls_kernels.scores, regression.pls_kernels.cross
     monkeypatch.setattr(regression.pls_kernels, "scores",
-                        lambda *args: calls.append(len(args[1])) or original(*args))
+                        lambda *args: calls.append(len(args[1])) or scores(*args))
+    monkeypatch.setattr(regression.pls_kernels, "cross",
+                        lambda *args: crosses.append(args[2].shape[1]) or cross(*args))
     X, Y = _data(101, 60, 4, seed=12)
     splits = list(KFold(4, shuffle=True, random_state=0).split(X))
     expected = [SklearnPLS(10, scale=False).fit(X[tr], Y[tr]).predict(X[te]) for tr, te in splits]
@@ -314,6 +315,7 @@ def test_the_compiled_pass_over_features_in_memory_gives_sklearns_fit(monkeypatc
     for fold_expected, fold_ours in zip(expected, folds, strict=True):
         assert _relative_error(fold_expected, fold_ours) < tolerance
     assert calls == [1] * 20 + [4] * 10  # one pass per component
+    assert crosses == [4] * 20 + [16] * 10  # one recomputed S (folds × targets columns) per component
 
 
 def test_the_compiled_loops_work_where_numba_can_write_no_cache():
