@@ -1,7 +1,11 @@
 # The two commands of the README. Both install what they need first (idempotent).
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
+# The developers' shared data folder where there is one; else memprobe's default (~/.cache/memprobe/data),
+# into which the demo fetches the data sets it needs on first use.
+ifneq ($(wildcard ../shared/data),)
 export MEMPROBE_DATA ?= $(abspath ../shared/data)
+endif
 
 .PHONY: install install-dev demo test lint
 
@@ -17,7 +21,8 @@ demo: install
 	memprobe demo
 
 lint:
-	ruff check memprobe tests scripts benchmarks
+	ruff check memprobe tests scripts perf
+	lint-imports
 
 test: install-dev lint
 	$(PYTHON) -m pytest -ra --durations=30

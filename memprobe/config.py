@@ -13,19 +13,27 @@ if TYPE_CHECKING:
 
 
 def data_root(required: bool = True) -> Path:
-    """The data folder: ``$MEMPROBE_DATA`` (see ``memprobe data list`` for what belongs there)."""
+    """The data folder: ``$MEMPROBE_DATA``, else ``~/.cache/memprobe/data`` (see ``memprobe data list``).
+
+    ``required``: a ``$MEMPROBE_DATA`` that is not a folder is an error, so that a typo does not send data
+    sets fetched on first use somewhere unexpected. The default folder is created by the first fetch."""
     value = os.environ.get("MEMPROBE_DATA")
     if not value:
-        if required:
-            raise DataError(
-                "MEMPROBE_DATA is not set. Point it at your data folder, e.g. "
-                "`export MEMPROBE_DATA=/path/to/data`, then `memprobe data fetch NAME` what you need."
-            )
-        return Path("data").resolve()
+        return Path.home() / ".cache" / "memprobe" / "data"
     root = Path(value).expanduser().resolve()
     if required and not root.is_dir():
         raise DataError(f"MEMPROBE_DATA={value} is not a directory. Create it or point it at your data.")
     return root
+
+
+def offline() -> bool:
+    """Whether downloads are off: ``$MEMPROBE_OFFLINE`` or ``$HF_HUB_OFFLINE`` is 1, true, yes or on
+    (``memprobe --offline`` sets the first). Offline, missing weights and data sets are an error that
+    says how to get them, instead of being downloaded on first use."""
+    return any(
+        os.environ.get(variable, "").strip().lower() in ("1", "true", "yes", "on")
+        for variable in ("MEMPROBE_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
 
 def cache_root() -> Path:

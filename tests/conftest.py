@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MEMPROBE_DATA", str((REPO.parent / "shared" / "data").resolve()))
 # Heavy, deterministic artefacts (e.g. real-network features) are shared across tests and runs.
 os.environ.setdefault("MEMPROBE_CACHE", str(REPO / ".ci-cache"))
+# Nothing downloads weights or data sets on first use unless a test turns it on (against 127.0.0.1 only).
+os.environ.setdefault("MEMPROBE_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ registry is involved, so they work headless, don't accumulate in long runs, and 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from memprobe.analysis.tables import (
     require_benchmarks,
     score_values,
 )
+from memprobe.atomic import atomic_path
 
 FORMATS = ("png", "pdf")
 
@@ -36,9 +36,8 @@ def save_figure(figure: Figure, out: str | Path) -> list[Path]:
     paths = []
     for fmt in FORMATS:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        temporary = path.with_name(f".{path.name}.tmp")
-        figure.savefig(temporary, format=fmt, dpi=150, bbox_inches="tight")
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format=fmt, dpi=150, bbox_inches="tight")
         paths.append(path)
     return paths
 

@@ -2,7 +2,7 @@
 
 Point estimates and permutation nulls work on batches (arrays ``(..., n)`` hold ``...`` samples of ``n``
 points). Bootstrap replicates are multisets of the original points, so they are computed from resampling
-weights with one sort of the data for all replicates (see ``benchmarks/analysis_bootstrap.py`` for the
+weights with one sort of the data for all replicates (see ``perf/analysis_bootstrap.py`` for the
 speed against scipy.stats.bootstrap and pingouin).
 
 Partial Spearman is the Pearson partial correlation of ranks (the definition pingouin and R's ``ppcor``

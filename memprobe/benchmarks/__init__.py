@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+from collections.abc import Sequence
 
-from memprobe.benchmarks.base import PLSOptions, Score
+from memprobe.benchmarks.base import Benchmark, PLSOptions, Score
 from memprobe.errors import BenchmarkError
 
 # identifier → (module, factory, arguments)
@@ -32,6 +33,22 @@ def list_benchmarks(pattern: str = "*") -> list[str]:
     return [name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern)]
 
 
+def check_benchmarks(
+    identifiers: Sequence[str], known: Sequence[str] | None = None, where: str = ""
+) -> list[str]:
+    """``identifiers`` as a list, or a BenchmarkError naming the unknown ones and listing the ``known``
+    (default: this registry's; a run config's custom runner may bring its own). ``where`` prefixes the
+    message (e.g. the config file and stimulus set that named them)."""
+    known = list_benchmarks() if known is None else list(known)
+    unknown = [b for b in identifiers if b not in known]
+    prefix = f"{where}: " if where else ""
+    if unknown:
+        raise BenchmarkError(f"{prefix}unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if not identifiers:
+        raise BenchmarkError(f"{prefix}no benchmark given; known: {', '.join(known)}")
+    return list(identifiers)
+
+
 def load_benchmark(identifier: str, **options):
     """The benchmark ``identifier``; ``options`` go to its constructor (e.g. ``pls=PLSOptions(...)``,
     ``root=`` a data folder, ``dataset=`` already loaded data)."""
@@ -42,4 +59,4 @@ def load_benchmark(identifier: str, **options):
     return cls(identifier=identifier, **arguments, **options)
 
 
-__all__ = ["PLSOptions", "Score", "list_benchmarks", "load_benchmark"]
+__all__ = ["Benchmark", "PLSOptions", "Score", "check_benchmarks", "list_benchmarks", "load_benchmark"]

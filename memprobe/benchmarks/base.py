@@ -1,7 +1,10 @@
-"""What every benchmark returns, and how features are matched to a benchmark's stimuli."""
+"""What every benchmark is and returns (``Benchmark``, ``Score``), the PLS map and the cross-validation the
+PLS benchmarks share, and how features are matched to a benchmark's stimuli."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +13,7 @@ import torch
 import xarray as xr
 
 from memprobe.errors import BenchmarkError
-from memprobe.regression import PLSRegression
+from memprobe.pls.estimator import PLSRegression
 
 
 @dataclass
@@ -30,6 +33,26 @@ class Score:
         self.ceiled = None if self.ceiling is None else self.raw / self.ceiling
 
 
+class Benchmark(ABC):
+    """A benchmark scores one layer's features (stimulus-set name → presentation × neuroid ``DataArray``)
+    against data it owns; ``protocol()`` says how (splits, seeds, stratification, ceiling formula) and is
+    recorded with every score."""
+
+    identifier: str
+
+    @abstractmethod
+    def stimulus_sets(self) -> list:
+        """The ``StimulusSet``s whose features ``score`` needs."""
+
+    @abstractmethod
+    def protocol(self) -> dict:
+        """How this benchmark scores: the entries recorded beside every score it gives."""
+
+    @abstractmethod
+    def score(self, features: dict[str, xr.DataArray]) -> Score:
+        """The score of one layer's features."""
+
+
 @dataclass
 class PLSOptions:
     """The PLS map every PLS benchmark fits: scikit-learn's PLSRegression(n_components, scale=False)."""
@@ -44,6 +67,20 @@ class PLSOptions:
 
     def model(self) -> PLSRegression:
         return PLSRegression(self.n_components, scale=False, device=self.device, dtype=self.dtype)
+
+
+def cross_validated(
+    pls: PLSOptions,
+    X: np.ndarray,
+    Y: np.ndarray,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    metric: Callable[[np.ndarray, np.ndarray], np.ndarray | float],
+) -> list:
+    """``metric(prediction, truth)`` on each split's test rows of a PLS map fitted on its training rows
+    (all splits fitted together)."""
+    trains, tests = [train for train, _ in splits], [test for _, test in splits]
+    predictions = pls.model().fit_predict_folds(X, Y, trains, tests)
+    return [metric(prediction, Y[test]) for prediction, test in zip(predictions, tests, strict=True)]
 
 
 def subset_protocol(stimuli, full, seed: int) -> dict:

@@ -6,16 +6,23 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from memprobe.benchmarks.base import PLSOptions, Score, aligned_features, subset_protocol
+from memprobe.benchmarks.base import (
+    Benchmark,
+    PLSOptions,
+    Score,
+    aligned_features,
+    cross_validated,
+    subset_protocol,
+)
+from memprobe.correlation import spearman
 from memprobe.data import load_dataset
 from memprobe.errors import BenchmarkError, DataError
-from memprobe.metrics import spearman
 
 LNSIM_FOLDS = 5
 LNSIM_SEED = 0
 
 
-class LNSIMMemorability:
+class LNSIMMemorability(Benchmark):
     """``lnsim.memorability-pls``: seeded 5-fold CV over LNSIM's 2,632 images (no official splits).
 
     Ceiling: human consistency, the Spearman ρ between the hit rates of two random halves of the
@@ -35,29 +42,28 @@ class LNSIMMemorability:
     def stimulus_sets(self):
         return [self.stimuli]
 
-    def score(self, features) -> Score:
-        scores = self.dataset.scores.loc[self.stimuli.ids]
-        ids = list(scores.index)
-        X = aligned_features(features, self.stimuli.name, ids, self.identifier)
-        folds = list(KFold(self.n_folds, shuffle=True, random_state=self.seed).split(ids))
-        y = scores.to_numpy(dtype=np.float64)
-        trains, tests = [f[0] for f in folds], [f[1] for f in folds]
-        model = self.pls.model()
-        predictions = model.fit_predict_folds(X, y, trains, tests)
-        rhos = [spearman(pred, y[test]) for pred, test in zip(predictions, tests, strict=True)]
-        per_split = pd.DataFrame({"split": range(self.n_folds), "score": rhos,
-                                  "n_train": [len(t) for t in trains], "n_test": [len(t) for t in tests]})
-        protocol = {
+    def protocol(self) -> dict:
+        return {
             "benchmark": self.identifier, "metric": "spearman", **self.pls.protocol(),
             "cv": "KFold(shuffle=True)", "n_splits": self.n_folds, "split_seed": self.seed,
             "stratification": None, "aggregate": "mean over folds",
             "ceiling_formula": "human split-half Spearman, mean of 25 splits; ceiled = raw / ceiling",
             **self.subset_protocol,
         }
-        return Score(float(np.mean(rhos)), self.dataset.split_half_consistency(), per_split, protocol)
+
+    def score(self, features) -> Score:
+        scores = self.dataset.scores.loc[self.stimuli.ids]
+        ids = list(scores.index)
+        X = aligned_features(features, self.stimuli.name, ids, self.identifier)
+        folds = list(KFold(self.n_folds, shuffle=True, random_state=self.seed).split(ids))
+        rhos = cross_validated(self.pls, X, scores.to_numpy(dtype=np.float64), folds, spearman)
+        per_split = pd.DataFrame({"split": range(self.n_folds), "score": rhos,
+                                  "n_train": [len(train) for train, _ in folds],
+                                  "n_test": [len(test) for _, test in folds]})
+        return Score(float(np.mean(rhos)), self.dataset.split_half_consistency(), per_split, self.protocol())
 
 
-class LaMemMemorability:
+class LaMemMemorability(Benchmark):
     """``lamem.memorability-pls``: LaMem's official splits — fit on train_k, score on test_k, k = 1..5.
 
     Each split file's own scores are used (they differ slightly between files). Needs the LaMem images
@@ -85,6 +91,13 @@ class LaMemMemorability:
             )
         return [self.dataset.stimuli]
 
+    def protocol(self) -> dict:
+        return {
+            "benchmark": self.identifier, "metric": "spearman", **self.pls.protocol(),
+            "cv": "official LaMem splits train_k → test_k", "n_splits": len(self.SPLITS), "split_seed": None,
+            "stratification": None, "aggregate": "mean over splits", "ceiling_formula": None,
+        }
+
     def score(self, features) -> Score:
         train_sets = [self.dataset.split("train", k) for k in self.SPLITS]
         test_sets = [self.dataset.split("test", k) for k in self.SPLITS]
@@ -92,20 +105,13 @@ class LaMemMemorability:
         X = aligned_features(features, "lamem", list(ids), self.identifier)
         trains = [ids.get_indexer(s.index) for s in train_sets]
         tests = [ids.get_indexer(s.index) for s in test_sets]
-        model = self.pls.model()
         rhos = []
         for train, test, train_scores, test_scores in zip(trains, tests, train_sets, test_sets, strict=True):
-            # one fit per split: an image's score differs between split files, so folds cannot share Y
+            # one fit per split: an image's score differs between split files, so splits cannot share Y
             rows = np.concatenate([train, test])
-            y = np.concatenate([train_scores.to_numpy(np.float64), np.zeros(len(test))])
-            prediction = model.fit_predict_folds(X[rows], y, [np.arange(len(train))],
-                                                 [np.arange(len(train), len(rows))])[0]
-            rhos.append(spearman(prediction, test_scores.to_numpy(np.float64)))
+            y = np.concatenate([train_scores.to_numpy(np.float64), test_scores.to_numpy(np.float64)])
+            split = (np.arange(len(train)), np.arange(len(train), len(rows)))
+            rhos += cross_validated(self.pls, X[rows], y, [split], spearman)
         per_split = pd.DataFrame({"split": list(self.SPLITS), "score": rhos,
                                   "n_train": [len(t) for t in trains], "n_test": [len(t) for t in tests]})
-        protocol = {
-            "benchmark": self.identifier, "metric": "spearman", **self.pls.protocol(),
-            "cv": "official LaMem splits train_k → test_k", "n_splits": len(self.SPLITS), "split_seed": None,
-            "stratification": None, "aggregate": "mean over splits", "ceiling_formula": None,
-        }
-        return Score(float(np.mean(rhos)), None, per_split, protocol)
+        return Score(float(np.mean(rhos)), None, per_split, self.protocol())

@@ -9,7 +9,7 @@ training stimuli, and Pearson r per neuroid is taken on its test stimuli.
 
 Aggregation: per split, the median r over all neuroids (pooled over recordings), then the mean over
 splits. Ceiling: Brain-Score's InternalConsistency on the repetitions (see
-:func:`memprobe.metrics.split_half_consistency`); ceiled = raw / ceiling.
+:func:`memprobe.benchmarks.metrics.split_half_consistency`); ceiled = raw / ceiling.
 
 ``cowley_v4.V4-pls`` fits each of the 8 sessions separately (their images differ) and pools their
 neuroids. Only session 210325 has raw repeats, so its split-half ceiling is applied to the pooled
@@ -26,10 +26,11 @@ import pandas as pd
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-from memprobe.benchmarks.base import PLSOptions, Score, aligned_features
+from memprobe.benchmarks.base import Benchmark, PLSOptions, Score, aligned_features, cross_validated
+from memprobe.benchmarks.metrics import SplitHalfConsistency, split_half_consistency
+from memprobe.correlation import pearson_per_column
 from memprobe.data import StimulusSet, load_dataset
 from memprobe.errors import BenchmarkError
-from memprobe.metrics import SplitHalfConsistency, pearson_per_column, split_half_consistency
 
 N_SPLITS = 10
 TRAIN_SIZE = 0.9
@@ -54,7 +55,7 @@ def brainscore_splits(n_stimuli: int, stratify=None, n_splits: int = N_SPLITS, s
     return list(StratifiedShuffleSplit(**arguments).split(np.zeros(n_stimuli), np.asarray(stratify)))
 
 
-class NeuralPLS:
+class NeuralPLS(Benchmark):
     def __init__(self, identifier: str, recordings: list[Recording], ceiling: SplitHalfConsistency | None,
                  ceiling_source: str | None, stratification_coord: str | None, pls: PLSOptions | None = None,
                  subset: int | None = None, subset_seed: int = 0):
@@ -69,7 +70,12 @@ class NeuralPLS:
     def stimulus_sets(self) -> list[StimulusSet]:
         return [recording.stimuli for recording in self.recordings]
 
-    def _recording_scores(self, recording: Recording, features) -> tuple[np.ndarray, bool]:
+    def _stratified(self) -> bool:
+        """Brain-Score stratifies the splits when every recording's responses carry the coordinate."""
+        coord = self.stratification_coord
+        return coord is not None and all(coord in recording.responses.coords for recording in self.recordings)
+
+    def _recording_scores(self, recording: Recording, features) -> np.ndarray:
         responses = recording.responses.transpose("presentation", "neuroid")
         ids = [str(i) for i in responses["stimulus_id"].values]
         X = aligned_features(features, recording.stimuli.name, ids, self.identifier)
@@ -77,18 +83,33 @@ class NeuralPLS:
         if not np.isfinite(Y).all():
             raise BenchmarkError(f"{self.identifier}: responses of {recording.name} contain NaN; "
                                  "average repetitions with nanmean before scoring")
-        coord = self.stratification_coord
-        stratified = coord is not None and coord in responses.coords
-        splits = brainscore_splits(len(ids), responses[coord].values if stratified else None)
-        predictions = self.pls.model().fit_predict_folds(X, Y, [s[0] for s in splits], [s[1] for s in splits])
-        r = [pearson_per_column(pred, Y[test]) for pred, (_, test) in zip(predictions, splits, strict=True)]
-        return np.stack(r), stratified
+        stratify = responses[self.stratification_coord].values if self._stratified() else None
+        splits = brainscore_splits(len(ids), stratify)
+        return np.stack(cross_validated(self.pls, X, Y, splits, pearson_per_column))
+
+    def protocol(self) -> dict:
+        strategy = "StratifiedShuffleSplit" if self._stratified() else "ShuffleSplit"
+        protocol = {
+            "benchmark": self.identifier, "metric": "pearson r per neuroid", **self.pls.protocol(),
+            "cv": f"{strategy}(train_size={TRAIN_SIZE}, test_size=None)", "n_splits": N_SPLITS,
+            "split_seed": SPLIT_SEED,
+            "stratification": self.stratification_coord if self._stratified() else None,
+            "aggregate": "median over neuroids pooled over recordings, then mean over splits",
+            "recordings": [recording.name for recording in self.recordings],
+            "ceiling_source": self.ceiling_source,
+            **self.subset_protocol,
+        }
+        if self.ceiling is not None:
+            protocol.update(self.ceiling.protocol)
+            protocol["ceiling_formula"] += "; ceiled = raw / ceiling"
+        else:
+            protocol["ceiling_formula"] = None
+        return protocol
 
     def score(self, features) -> Score:
-        per_recording, stratified, rows = [], set(), []
+        per_recording, rows = [], []
         for recording in self.recordings:
-            r, was_stratified = self._recording_scores(recording, features)
-            stratified.add(was_stratified)
+            r = self._recording_scores(recording, features)
             neuroids = recording.responses["neuroid_id"].values
             per_recording.append(xr.DataArray(
                 r, dims=("split", "neuroid"),
@@ -102,25 +123,8 @@ class NeuralPLS:
         n_pooled = details.sizes["neuroid"]
         rows += [{"split": s, "recording": "pooled", "score": float(pooled[s]), "n_neuroids": n_pooled}
                  for s in range(len(pooled))]
-        strategy = "StratifiedShuffleSplit" if stratified == {True} else "ShuffleSplit"
-        protocol = {
-            "benchmark": self.identifier, "metric": "pearson r per neuroid", **self.pls.protocol(),
-            "cv": f"{strategy}(train_size={TRAIN_SIZE}, test_size=None)", "n_splits": N_SPLITS,
-            "split_seed": SPLIT_SEED,
-            "stratification": self.stratification_coord if stratified == {True} else None,
-            "aggregate": "median over neuroids pooled over recordings, then mean over splits",
-            "recordings": [recording.name for recording in self.recordings],
-            "ceiling_source": self.ceiling_source,
-            **self.subset_protocol,
-        }
-        ceiling = None
-        if self.ceiling is not None:
-            protocol.update(self.ceiling.protocol)
-            protocol["ceiling_formula"] += "; ceiled = raw / ceiling"
-            ceiling = self.ceiling.value
-        else:
-            protocol["ceiling_formula"] = None
-        return Score(float(pooled.mean()), ceiling, pd.DataFrame(rows), protocol, details)
+        ceiling = None if self.ceiling is None else self.ceiling.value
+        return Score(float(pooled.mean()), ceiling, pd.DataFrame(rows), self.protocol(), details)
 
 
 def _restrict(recording: Recording, subset: int | None, seed: int) -> Recording:

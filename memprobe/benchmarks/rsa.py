@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from memprobe.benchmarks.base import Score, aligned_features, subset_protocol
+from memprobe.benchmarks.base import Benchmark, Score, aligned_features, subset_protocol
+from memprobe.benchmarks.metrics import compare_rdms, rdm
 from memprobe.data import load_dataset
-from memprobe.metrics import compare_rdms, rdm
 
 
-class RSA92:
+class RSA92(Benchmark):
     def __init__(self, identifier: str, rdm: str, root=None, dataset=None, subset: int | None = None,
                  subset_seed: int = 0):
         self.identifier = identifier
@@ -28,16 +28,18 @@ class RSA92:
     def stimulus_sets(self):
         return [self.stimuli]
 
-    def score(self, features) -> Score:
-        ids = self.stimuli.ids
-        brain = self.dataset.rdms[self.rdm_name].sel(stimulus_id=ids, stimulus_id_2=ids).values
-        model = rdm(aligned_features(features, self.stimuli.name, ids, self.identifier))
-        rho = compare_rdms(model, brain)
-        protocol = {
+    def protocol(self) -> dict:
+        return {
             "benchmark": self.identifier, "metric": "spearman between RDM upper triangles",
             "model_rdm": "1 - pearson r between stimulus feature vectors", "brain_rdm": self.rdm_name,
             "cv": None, "n_splits": 1, "split_seed": None, "stratification": None, "ceiling_formula": None,
             **self.subset_protocol,
         }
+
+    def score(self, features) -> Score:
+        ids = self.stimuli.ids
+        brain = self.dataset.rdms[self.rdm_name].sel(stimulus_id=ids, stimulus_id_2=ids).values
+        model = rdm(aligned_features(features, self.stimuli.name, ids, self.identifier))
+        rho = compare_rdms(model, brain)
         per_split = pd.DataFrame({"split": [0], "score": [rho], "n_stimuli": [len(ids)]})
-        return Score(rho, None, per_split, protocol)
+        return Score(rho, None, per_split, self.protocol())

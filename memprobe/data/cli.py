@@ -8,23 +8,25 @@ from memprobe import config
 from memprobe.data import fetch as fetching
 from memprobe.data.registry import dataset_info, list_datasets, load_dataset
 
+_ROOT_HELP = "data folder (default $MEMPROBE_DATA, else ~/.cache/memprobe/data)"
+
 
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="list, verify, fetch and check the data sets")
     commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     listing = commands.add_parser("list", help="each data set: present in the data folder?, size, source")
-    listing.add_argument("--root", type=Path, help="data folder (default $MEMPROBE_DATA)")
+    listing.add_argument("--root", type=Path, help=_ROOT_HELP)
     listing.set_defaults(func=run_list)
 
     verify = commands.add_parser("verify", help="check files against the data folder's SHA256SUMS")
     verify.add_argument("names", nargs="*", metavar="NAME", help="data sets to check (default: all listed)")
-    verify.add_argument("--root", type=Path, help="data folder (default $MEMPROBE_DATA)")
+    verify.add_argument("--root", type=Path, help=_ROOT_HELP)
     verify.set_defaults(func=run_verify)
 
     fetch = commands.add_parser("fetch", help="download a data set (resumable, checksum-verified)")
     fetch.add_argument("name", choices=fetching.fetchable_datasets(), metavar="NAME")
-    fetch.add_argument("--root", type=Path, help="data folder to fill (default $MEMPROBE_DATA)")
+    fetch.add_argument("--root", type=Path, help=_ROOT_HELP)
     fetch.add_argument("--mirror", type=Path, help="copy from this data folder instead of downloading")
     fetch.add_argument(
         "--base-url",
@@ -36,7 +38,7 @@ def register(subparsers) -> None:
 
     check = commands.add_parser("check-images", help="decode every image of a data set; list unreadable ones")
     check.add_argument("name", choices=[n for n in list_datasets() if dataset_info(n).folder], metavar="NAME")
-    check.add_argument("--root", type=Path, help="data folder (default $MEMPROBE_DATA)")
+    check.add_argument("--root", type=Path, help=_ROOT_HELP)
     check.set_defaults(func=run_check_images)
 
 

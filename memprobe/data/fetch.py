@@ -5,35 +5,30 @@ package's per-data-set manifests when the folder has none). ``fetch`` puts a dat
 from its public source (raw files of a GitHub repository at a pinned commit, under a configurable base
 URL) or from a local mirror (a data folder with the same layout, for cluster nodes without internet).
 
-Every file goes to ``<final name>.part`` first: an interrupted download keeps it and the next run resumes
-with an HTTP Range request; the checksum is checked before ``os.replace`` gives it its final name, so a
-file under its final name is always complete and verified. A mismatching file is deleted, never kept.
+Files arrive through :mod:`memprobe.download`: an interrupted download keeps ``<final name>.part`` and the
+next run resumes it, and the checksum is checked before the file gets its final name, so a file under its
+final name is always complete and verified. A mismatching file is deleted, never kept.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import shutil
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from memprobe import config
+from memprobe import config, download
 from memprobe.atomic import write_bytes
 from memprobe.data.registry import DatasetInfo, Source, dataset_info, list_datasets
+from memprobe.download import sha256_file
 from memprobe.errors import DataError
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/"
 BASE_URL_ENV = "MEMPROBE_FETCH_BASE_URL"
 SUMS_FILE = "SHA256SUMS"
-_CHUNK = 1 << 20
 
 
 class FetchError(DataError):
@@ -69,14 +64,6 @@ def manifest(name: str) -> dict[str, str]:
 
 def fetchable_datasets() -> list[str]:
     return [name for name in list_datasets() if dataset_info(name).manifest_path() is not None]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _resolve_root(root: str | Path | None) -> Path:
@@ -164,85 +151,30 @@ def _remote_path(info: DatasetInfo, path: str) -> str:
     return path.removeprefix(f"{info.folder}/")
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _download_into(url: str, part: Path, timeout: float) -> None:
-    """Append the rest of ``url`` to ``part`` (HTTP Range from its current size); _Interrupted if cut."""
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+def _fetch_one(name: str, url: str, final: Path, expected: str, retries: int, timeout: float) -> None:
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:
-            return  # the partial file already holds everything; the checksum decides
+        download.download(url, final, expected, retries=retries, timeout=timeout, progress=False)
+    except download.Unreachable as error:
         raise FetchError(
-            f"{url}: HTTP {error.code} {error.reason}; check the source (or use --mirror)"
+            f"{error}. Download on a machine with internet (or copy an existing data folder) and use "
+            f"`memprobe data fetch {name} --mirror DIR`"
         ) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise FetchError(
-            f"cannot reach {url} ({reason}). This machine may be offline or the source may be down: download "
-            "on a machine with internet (or copy an existing data folder) and use `memprobe data fetch NAME "
-            "--mirror DIR`"
-        ) from None
-    with response:
-        resumed = have and response.status == 206
-        promised = response.headers.get("Content-Length")
-        received = 0
-        try:
-            with open(part, "ab" if resumed else "wb") as out:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    received += len(chunk)
-        except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as error:
-            raise _Interrupted(str(error) or type(error).__name__) from error
-        # http.client returns b"" when the server hangs up early instead of raising, so count.
-        if promised is not None and received < int(promised):
-            raise _Interrupted(f"connection closed after {received} of {promised} bytes")
-
-
-def _finish(part: Path, final: Path, expected: str, origin: str) -> None:
-    actual = sha256_file(part)
-    if actual != expected:
-        with open(part, "rb") as handle:
-            lfs_pointer = handle.read(64).startswith(b"version https://git-lfs")
-        part.unlink()
-        if lfs_pointer:
-            raise FetchError(
-                f"{final}: {origin} served a Git LFS pointer instead of the file (deleted); fetch with "
-                "--base-url https://media.githubusercontent.com/media/"
-            )
-        raise FetchError(
-            f"{final}: checksum mismatch for {origin} (expected {expected}, got {actual}); the file was "
-            "deleted. The source changed or the transfer was corrupted: rerun, or check the source/mirror."
-        )
-    os.replace(part, final)
-
-
-def _fetch_one(url: str, final: Path, expected: str, retries: int, timeout: float) -> None:
-    part = final.with_name(final.name + ".part")
-    for attempt in range(retries + 1):
-        try:
-            _download_into(url, part, timeout)
-            break
-        except _Interrupted as error:
-            if attempt == retries:
-                size = part.stat().st_size if part.exists() else 0
-                raise FetchError(
-                    f"download of {url} was interrupted ({error}) after {size} bytes; the partial file "
-                    f"{part} is kept and rerunning the same command resumes it"
-                ) from None
-    _finish(part, final, expected, url)
+    except download.ChecksumMismatch as error:
+        lfs_hint = "; fetch with --base-url https://media.githubusercontent.com/media/"
+        raise FetchError(f"{error}{lfs_hint if error.lfs_pointer else ''}") from None
+    except download.Interrupted as error:
+        raise FetchError(str(error)) from None
+    except download.DownloadError as error:
+        raise FetchError(f"{error}; check the source (or use --mirror)") from None
 
 
 def _copy_one(mirror_file: Path, final: Path, expected: str) -> None:
     if not mirror_file.is_file():
         raise FetchError(f"the mirror has no {mirror_file}; is --mirror the data folder that holds it?")
-    part = final.with_name(final.name + ".part")
-    shutil.copyfile(mirror_file, part)
-    _finish(part, final, expected, str(mirror_file))
+    try:
+        download.copy(mirror_file, final, expected)
+    except download.DownloadError as error:
+        raise FetchError(str(error)) from None
 
 
 def _record_checksums(root: Path, entries: dict[str, str]) -> None:
@@ -263,7 +195,7 @@ def fetch(
     timeout: float = 60.0,
     progress: bool = True,
 ) -> FetchReport:
-    """Put data set ``name`` into the data folder ``root`` (default ``$MEMPROBE_DATA``).
+    """Put data set ``name`` into the data folder ``root`` (default ``config.data_root()``).
 
     From ``mirror`` (a data folder with the same layout) if given, else from the public source under
     ``base_url`` (default ``$MEMPROBE_FETCH_BASE_URL`` or raw.githubusercontent.com). Files already
@@ -282,19 +214,17 @@ def fetch(
     mirror = Path(mirror).expanduser().resolve() if mirror is not None else None
     report = FetchReport(root)
     for path, expected in tqdm(
-        sorted(entries.items()), desc=f"fetching {name}", unit="file", disable=not progress
+        sorted(entries.items()), desc=f"fetching {name} into {root}", unit="file", disable=not progress
     ):
         final = root / path
         if final.is_file() and sha256_file(final) == expected:
             report.already_present.append(path)
             continue
-        final.parent.mkdir(parents=True, exist_ok=True)
         if mirror is not None:
             _copy_one(mirror / path, final, expected)
         else:
-            _fetch_one(
-                source_url(base_url, info.source, _remote_path(info, path)), final, expected, retries, timeout
-            )
+            url = source_url(base_url, info.source, _remote_path(info, path))
+            _fetch_one(name, url, final, expected, retries, timeout)
         report.fetched.append(path)
     _record_checksums(root, entries)
     return report

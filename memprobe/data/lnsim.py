@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import scipy.io
 import xarray as xr
-from scipy.stats import spearmanr
 
+from memprobe.correlation import spearman
 from memprobe.data.registry import dataset_dir
 from memprobe.data.stimuli import StimulusSet
 from memprobe.errors import DataError
@@ -39,7 +39,7 @@ class LNSIM:
 def split_half_spearman(half_scores: xr.DataArray) -> pd.Series:
     """Spearman ρ between half 1 and half 2 of each split (index ``split``)."""
     rhos = [
-        spearmanr(half_scores.sel(split=s, half=1).values, half_scores.sel(split=s, half=2).values)[0]
+        spearman(half_scores.sel(split=s, half=1).values, half_scores.sel(split=s, half=2).values)
         for s in half_scores["split"].values
     ]
     return pd.Series(rhos, index=pd.Index(half_scores["split"].values, name="split"), name="spearman")

@@ -131,12 +131,15 @@ def dataset_info(name: str) -> DatasetInfo:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(_DATASETS)}") from None
 
 
-def load_dataset(name: str, root: str | Path | None = None, **options):
+def load_dataset(name: str, root: str | Path | None = None, download: bool | None = None, **options):
     """Load a data set by name.
 
-    ``root`` is the data folder (default ``$MEMPROBE_DATA``); for ``folder`` it is the images folder
-    itself, and ``brainscore`` takes an identifier instead (``load_dataset('brainscore',
-    identifier='MajajHong2015public.IT')``). ``options`` go to the data set's loader.
+    ``root`` is the data folder (default ``$MEMPROBE_DATA``, else ``~/.cache/memprobe/data``); for
+    ``folder`` it is the images folder itself, and ``brainscore`` takes an identifier instead
+    (``load_dataset('brainscore', identifier='MajajHong2015public.IT')``). ``options`` go to the data set's
+    loader. A data set that ``memprobe data fetch`` can download and that is missing files is fetched into
+    the data folder first when ``download`` (default: unless offline, see ``config.offline``); otherwise
+    the loader's DataError says how to get it.
     """
     info = dataset_info(name)
     module_name, function_name = info.loader.split(":")
@@ -147,11 +150,25 @@ def load_dataset(name: str, root: str | Path | None = None, **options):
         if root is None:
             raise DataError(f"load_dataset({name!r}) needs root=<your images folder>")
         return loader(Path(root), **options)
+    if download is None:
+        download = not config.offline()
+    if download:
+        _fetch_if_incomplete(info, root)
     return loader(root, **options)
 
 
+def _fetch_if_incomplete(info: DatasetInfo, root: str | Path | None) -> None:
+    from memprobe.data import fetch  # fetch builds on this module
+
+    if info.manifest_path() is None or info.fetch_blocker:
+        return
+    base = Path(root) if root is not None else config.data_root()
+    if not all((base / path).is_file() for path in fetch.manifest(info.name)):
+        fetch.fetch(info.name, root=base)
+
+
 def dataset_dir(name: str, root: str | Path | None = None) -> Path:
-    """The folder of data set ``name`` inside the data folder ``root`` (default ``$MEMPROBE_DATA``)."""
+    """The folder of data set ``name`` inside the data folder ``root`` (default ``config.data_root()``)."""
     info = dataset_info(name)
     base = Path(root) if root is not None else config.data_root()
     folder = base / info.folder

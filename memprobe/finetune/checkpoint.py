@@ -7,7 +7,6 @@ validation score, the early-stopping counter and a ``meta`` dict describing the 
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from memprobe.atomic import atomic_path
 from memprobe.errors import ModelError
 
 FORMAT = "memprobe-finetune/1"
@@ -50,11 +50,8 @@ def restore_rng_state(state: dict, generator: torch.Generator | None = None) -> 
 
 
 def save_atomic(payload: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def load_checkpoint(path: Path) -> dict:

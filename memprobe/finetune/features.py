@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from memprobe.atomic import atomic_path
 from memprobe.config import cache_root
 from memprobe.data.images import open_image, read_bytes
 from memprobe.data.stimuli import StimulusSet
@@ -62,9 +62,8 @@ def weights_fingerprint(network: nn.Module) -> str:
 
 
 def _write_npz(path: Path, **arrays):
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(temporary, **arrays)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        np.savez(temporary, **arrays)
 
 
 def cache_frozen_features(

@@ -11,6 +11,7 @@ from torch import nn
 
 from memprobe.config import module_device
 from memprobe.errors import ModelError
+from memprobe.features.layers import layer_name
 
 # Attribute names under which torchvision, timm and Cadene's pretrainedmodels keep the final classifier.
 CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "last_linear", "head")
@@ -78,10 +79,7 @@ def penultimate_layer(network: nn.Module, example: torch.Tensor) -> str:
     if position == 0:
         raise ModelError(f"{type(network).__name__}: nothing runs before the classifier {classifier_path!r}")
     previous = order[position - 1]
-    calls = order.count(previous)
-    if calls == 1:
-        return previous
-    return f"{previous}@{order[:position].count(previous)}"
+    return layer_name(previous, order[:position].count(previous), order.count(previous))
 
 
 def find_blocks(network: nn.Module) -> list[str]:

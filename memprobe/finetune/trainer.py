@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import spearmanr
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from memprobe.atomic import write_text
+from memprobe.correlation import spearman
 from memprobe.errors import MemprobeError
 from memprobe.finetune.checkpoint import (
     FORMAT,
@@ -51,13 +52,6 @@ class FoldResult:
     best_epoch: int
     best_validation_spearman: float
     skipped_images: list[str]
-
-
-def _spearman(a, b) -> float:
-    a, b = np.asarray(a), np.asarray(b)
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")  # undefined: fewer than two values or a constant
-    return float(spearmanr(a, b).statistic)
 
 
 def _set_backbone_trainable(model: nn.Module, recipe: Recipe, epoch: int) -> None:
@@ -173,7 +167,7 @@ def train_fold(
         scheduler.step()
 
         ids, predicted, target = predict_loader(model, validation_loader, device)
-        rho = _spearman(predicted, target)
+        rho = spearman(predicted, target)
         state.update(epoch=epoch + 1, last_train_loss=float(np.mean(losses)) if losses else float("nan"),
                      last_validation_spearman=rho)
         if rho > state["best"] or state["best_epoch"] < 0:  # the first epoch is the best so far, even if NaN
@@ -195,14 +189,12 @@ def train_fold(
     predictions = pd.DataFrame({"stimulus_id": ids, "fold": fold, "prediction": predicted,
                                 "target": target})
     mse = float(np.mean((predicted - target) ** 2))
-    return FoldResult(fold, predictions, _spearman(predicted, target), mse, state["epoch"],
+    return FoldResult(fold, predictions, spearman(predicted, target), mse, state["epoch"],
                       state["best_epoch"], state["best"], list(dict.fromkeys(state["skipped"])))
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(temporary, index=False)
-    os.replace(temporary, path)
+    write_text(path, table.to_csv(index=False))
 
 
 def train_folds(
@@ -245,7 +237,7 @@ def train_folds(
     predictions = pd.concat(predictions, ignore_index=True)
     metrics = pd.concat(rows, ignore_index=True)
     metrics["fold"] = metrics["fold"].astype(str)
-    overall = {"fold": "overall", "spearman": _spearman(predictions["prediction"], predictions["target"]),
+    overall = {"fold": "overall", "spearman": spearman(predictions["prediction"], predictions["target"]),
                "mse": float(np.mean((predictions["prediction"] - predictions["target"]) ** 2)),
                "n_test": len(predictions)}
     mean = {"fold": "mean", "spearman": float(metrics["spearman"].astype(float).mean()),

@@ -1,9 +1,10 @@
 """The model registry: identifiers → ModelSpec, and ``load_model``.
 
 Identifiers are ``<family>:<name>``: ``torchvision:resnet50``, ``timm:<any timm name>``,
-``pretrainedmodels:dpn92``, ``cornet:S``, ``efficientnet:b0``, plus ``resmem`` (the full ResMem
-memorability model) and ``resmem:resnet152`` (its backbone). Named sets (``paper64``) come from
-``model_set(name)``.
+``pretrainedmodels:dpn92``, ``cornet:S``, ``efficientnet:b0``, ``efficientnet_lite:b0``,
+``tflite:<registered name or .tflite path>``, ``onnx:<.onnx path>``, plus ``resmem`` (the full ResMem
+memorability model) and ``resmem:resnet152`` (its backbone). Named sets (``paper64``, ``offline``) come
+from ``model_set(name)``.
 """
 
 from __future__ import annotations
@@ -11,17 +12,33 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from memprobe import config
 from memprobe.errors import ModelError
-from memprobe.zoo import cornet, sources
+from memprobe.zoo import cornet, efficientnet_lite, onnx_source, sources, tflite
 from memprobe.zoo.paper64 import PAPER64
 from memprobe.zoo.spec import LoadedModel, ModelSpec
 from memprobe.zoo.weights import file_digest, load_state_dict, require
 
-MODEL_SETS = {"paper64": [entry.identifier for entry in PAPER64]}
+
+def _offline_set() -> list[str]:
+    """The real ImageNet-trained networks that install without internet access: the TFLite files of the
+    data folder, the EfficientNet-Lite packages and ResMem's backbone."""
+    return (
+        [f"tflite:{name}" for name in tflite.TFLITE_NAMES]
+        + [f"efficientnet_lite:{name}" for name in efficientnet_lite.EFFICIENTNET_LITE_VARIANTS]
+        + ["resmem:resnet152"]
+    )
+
+
+MODEL_SETS: dict[str, Callable[[], list[str]]] = {
+    "paper64": lambda: [entry.identifier for entry in PAPER64],
+    "offline": _offline_set,
+}
 _PAPER_ENTRIES = {entry.identifier: entry for entry in PAPER64}
 
 _FAMILIES = {
@@ -30,6 +47,9 @@ _FAMILIES = {
     "pretrainedmodels": sources.pretrainedmodels_spec,
     "cornet": cornet.cornet_spec,
     "efficientnet": sources.efficientnet_spec,
+    "efficientnet_lite": efficientnet_lite.efficientnet_lite_spec,
+    "tflite": tflite.tflite_spec,
+    "onnx": onnx_source.onnx_spec,
 }
 
 
@@ -40,6 +60,8 @@ def _registered() -> list[str]:
         + [f"pretrainedmodels:{name}" for name in sources.pretrainedmodels_names()]
         + [f"cornet:{name}" for name in cornet.CORNET_VARIANTS]
         + [f"efficientnet:{name}" for name in sources.EFFICIENTNET_VARIANTS]
+        + [f"efficientnet_lite:{name}" for name in efficientnet_lite.EFFICIENTNET_LITE_VARIANTS]
+        + [f"tflite:{name}" for name in tflite.TFLITE_NAMES]
         + ["resmem", "resmem:resnet152"]
     )
 
@@ -53,10 +75,11 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def model_set(name: str) -> list[str]:
-    """The identifiers of a named set, e.g. ``paper64`` (the 64 CNNs of Harada & Sakai's Table S1)."""
+    """The identifiers of a named set: ``paper64`` (the 64 CNNs of Harada & Sakai's Table S1), ``offline``
+    (every real ImageNet network that needs no download)."""
     if name not in MODEL_SETS:
         raise ModelError(f"unknown model set {name!r}; known sets: {', '.join(sorted(MODEL_SETS))}")
-    return list(MODEL_SETS[name])
+    return MODEL_SETS[name]()
 
 
 def get_spec(identifier: str) -> ModelSpec:
@@ -71,10 +94,6 @@ def get_spec(identifier: str) -> ModelSpec:
             raise KeyError(identifier)
     except KeyError:
         raise ModelError(_unknown_message(identifier)) from None
-    except ImportError as error:
-        raise ModelError(
-            f"{identifier} needs the package {error.name!r}: `pip install memprobe[{family}]`"
-        ) from error
     paper = _PAPER_ENTRIES.get(identifier)
     if paper is not None:
         spec = dataclasses.replace(
@@ -89,20 +108,26 @@ def _unknown_message(identifier: str) -> str:
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return (
         f"unknown model {identifier!r}.{hint} Identifiers look like torchvision:resnet50, timm:<timm name>, "
-        "pretrainedmodels:dpn92, cornet:S, efficientnet:b0, resmem; list them with `memprobe models`."
+        "pretrainedmodels:dpn92, cornet:S, efficientnet:b0, efficientnet_lite:b0, tflite:<name or .tflite "
+        "path>, onnx:<.onnx path>, resmem; list them with `memprobe models`."
     )
 
 
-def load_model(identifier: str, weights: str | Path = "pretrained", seed: int = 0) -> LoadedModel:
+def load_model(
+    identifier: str, weights: str | Path = "pretrained", seed: int = 0, download: bool | None = None
+) -> LoadedModel:
     """Build ``identifier`` in eval mode.
 
-    ``weights``: ``"pretrained"`` (from the local caches only; a ModelError naming the file and how to
-    get it when missing), ``"random"`` (initialised under ``torch.manual_seed(seed)``; the global RNG
-    is left as it was), or a path to a state-dict file.
+    ``weights``: ``"pretrained"`` (from the local caches; a file missing there is downloaded into them
+    first when ``download``, by default unless offline (``config.offline()``), and is otherwise a ModelError
+    naming the file and how to get it), ``"random"`` (initialised under ``torch.manual_seed(seed)``; the
+    global RNG is left as it was), or a path to a state-dict file.
     """
     spec = get_spec(identifier)
     if weights == "pretrained":
-        path = require(spec.weights, identifier)
+        if download is None:
+            download = not config.offline()
+        path = require(spec.weights, identifier, download=download)
         network = spec.builder(True)
         weights_id = file_digest(path)
     elif weights == "random":

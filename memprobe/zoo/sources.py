@@ -75,7 +75,7 @@ def torchvision_spec(name: str) -> ModelSpec:
         preprocessing=preprocessing,
         top1=weights.meta["_metrics"]["ImageNet-1K"]["acc@1"],
         top1_source=f"torchvision {weights} metadata",
-        weights=HubCheckpoint(weights.url),
+        weights=HubCheckpoint(weights.url, check_hash=True),
     )
 
 

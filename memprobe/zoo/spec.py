@@ -17,7 +17,7 @@ class ModelSpec:
 
     ``builder(pretrained)`` returns the network: with ``pretrained=False`` freshly initialised (the caller
     seeds torch), with ``pretrained=True`` loaded by its own library from the local file that
-    ``weights.locate()`` has already found (so nothing is downloaded).
+    ``weights.locate()`` has already found (``load_model`` fetches it first, so no library downloads).
     ``top1`` is the published ImageNet top-1 accuracy in percent, from ``top1_source``; None when
     there is none (e.g. ResMem, which predicts memorability).
     """

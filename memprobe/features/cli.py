@@ -1,0 +1,34 @@
+"""``memprobe layers MODEL``: every layer (module call) with its output shape and unit count."""
+
+from __future__ import annotations
+
+from memprobe.features import list_layers
+
+
+def register(subparsers) -> None:
+    layers = subparsers.add_parser("layers", help="list a model's layers: output shape, units, skipped count")
+    layers.add_argument("model", metavar="MODEL", help="model identifier, e.g. resmem:resnet152")
+    layers.add_argument(
+        "--weights", default="random", help="random (default; enough to see the layers), pretrained or a path"
+    )
+    layers.add_argument("--min-units", type=int, default=24, help="skip layers with fewer units (default 24)")
+    layers.add_argument("--show-skipped", action="store_true", help="also list the skipped calls and why")
+    layers.set_defaults(func=run_layers)
+
+
+def run_layers(args) -> int:
+    from memprobe.zoo import load_model
+
+    model = load_model(args.model, weights=args.weights)
+    listing = list_layers(model, min_units=args.min_units)
+    table = listing.frame()
+    table["relative_depth"] = table["relative_depth"].map("{:.3f}".format)
+    print(table.to_string(index=False))
+    print(
+        f"{model.id}: {len(listing)} layers; {len(listing.skipped)} module calls skipped "
+        f"(< {args.min_units} units or no tensor output). taken: which tensor of a tuple/dict output is used."
+    )
+    if args.show_skipped:
+        for name, reason in listing.skipped:
+            print(f"  skipped {name}: {reason}")
+    return 0
