@@ -124,7 +124,8 @@ def layerpca(reference: Path, target: Path, out: Path, reuse: bool) -> tuple[dic
     """Brain-Score's LayerPCA in its own environment: its arrays, and its seconds and memory (as text).
     ``out`` (.npz) and its .json beside it are reused when ``reuse`` and present."""
     measured = out.with_suffix(".json")
-    if not (reuse and out.is_file() and measured.is_file()):
+    reused = reuse and out.is_file() and measured.is_file()
+    if not reused:
         command = [str(BRAINSCORE_PYTHON), str(REPO / "perf" / "brainscore_layerpca_peer.py"), str(reference),
                    str(target), str(out), str(N_COMPONENTS)]
         threads = {f"{library}_NUM_THREADS": str(THREADS) for library in ("OMP", "OPENBLAS", "MKL")}
@@ -138,7 +139,7 @@ def layerpca(reference: Path, target: Path, out: Path, reuse: bool) -> tuple[dic
         seconds = time.perf_counter() - start
         measured.write_text(json.dumps(f"{seconds:.0f} s (start, fit, transform); {memory.describe(False)}"))
     with np.load(out) as arrays:
-        return dict(arrays), json.loads(measured.read_text())
+        return dict(arrays), json.loads(measured.read_text()) + (" (an earlier run's)" if reused else "")
 
 
 def exact_pca_features(reference: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -254,7 +255,8 @@ def main() -> None:
         if name == "reference":
             reference_key = activations.key
 
-    report = [__doc__.split("\n\n")[0], "", __doc__.split("\n\n")[-1].strip(), "",
+    paragraphs = __doc__.strip().split("\n\n")
+    report = ["\n\n".join(paragraphs[:1] + paragraphs[2:]), "",
               f"CPU threads: {THREADS} (torch, BLAS) of {os.cpu_count()} cores, shared with other work; "
               f"memprobe fits in blocks of {PCAReducer(reference).block_bytes // 2**20} MiB.", ""]
     for layer in args.layers:
@@ -270,9 +272,10 @@ def main() -> None:
         wait_for_memory(16 * GB if units * N_COMPONENTS * 4 > GB else 0)
         theirs, their_measures = layerpca(raw["reference", layer], raw["target", layer],
                                           args.work / f"{safe_name(layer)}.layerpca.npz", args.reuse_layerpca)
+        fit = f"fit {reducer.fit_seconds:.1f} s" if units > N_COMPONENTS else "no fit (passed through)"
         report += [f"{layer}: {units:,} units → {ours.shape[1]} features",
-                   f"  memprobe  fit {reducer.fit_seconds:.1f} s, extraction with projection "
-                   f"{project_seconds:.0f} s; {ours_memory.describe()}",
+                   f"  memprobe  {fit}, extraction with projection {project_seconds:.0f} s; "
+                   f"{ours_memory.describe()}",
                    f"  LayerPCA  {their_measures}"]
         if units <= N_COMPONENTS:
             difference = np.abs(ours - theirs["projected"]).max()
@@ -286,7 +289,7 @@ def main() -> None:
         scores = v4_scores({"memprobe": ours, "LayerPCA": theirs["projected"]}, target.ids, args.work)
         report += [f"  V4 {label}: {value:.4f}" for label, value in scores.items()]
         difference = scores["memprobe pls on memprobe pca"] - scores["Brain-Score pls on LayerPCA pca"]
-        report += [f"  V4 memprobe − Brain-Score: {difference:+.4f}", ""]
+        report += [f"  V4 memprobe − Brain-Score: {difference:+.1e}", ""]
         print("\n".join(report[-14:]), flush=True)
     RESULTS.write_text("\n".join(report).rstrip() + "\n")
     if not args.keep:
