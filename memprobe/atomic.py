@@ -21,11 +21,12 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same suffix, so writers that go by it still do): renamed onto
-    ``path`` when the block succeeds, removed when it fails. Parent folders are created."""
+    """A temporary path beside ``path``: renamed onto ``path`` when the block succeeds, removed when it
+    fails. Parent folders are created. Its name ends in ``.tmp``, so that one a kill leaves behind never
+    matches a glob for the real files (write through a file handle where a writer would append a suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     temporary = Path(name)
     try:

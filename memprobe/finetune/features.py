@@ -62,8 +62,8 @@ def weights_fingerprint(network: nn.Module) -> str:
 
 
 def _write_npz(path: Path, **arrays):
-    with atomic_path(path) as temporary:
-        np.savez(temporary, **arrays)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def cache_frozen_features(
