@@ -21,3 +21,14 @@ def data_root() -> Path:
     if not (root / "SHA256SUMS").is_file():
         pytest.fail(f"MEMPROBE_DATA={root} does not hold the real data (no SHA256SUMS); tests need it")
     return root
+
+
+@pytest.fixture(scope="module")
+def two_torch_threads():
+    """Torch on two threads for a test module, whatever other tests set (timings then compare)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)

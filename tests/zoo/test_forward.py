@@ -26,12 +26,7 @@ EXTRA = [
 CASES = [pytest.param(i, marks=pytest.mark.slow) if i in SLOWEST else i for i in model_set("paper64") + EXTRA]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.mark.parametrize("identifier", CASES)

@@ -29,12 +29,7 @@ from memprobe.zoo.tflite_ops import Pool, same_padding
 MOBILENET_V1 = "coral_test_data/mobilenet_v1_0.75_192_quant.tflite"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @cache
