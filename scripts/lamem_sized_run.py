@@ -43,11 +43,13 @@ def main() -> int:
     parser.add_argument("--max-store", default="300MB")
     parser.add_argument("--kill-in-group", type=int, default=2,
                         help="SIGKILL run 1 while it extracts this group")
+    parser.add_argument("--subset", type=int, default=None,
+                        help="keep the first N lines of each split file (a quick check of this script)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "lamem_sized_run")
     args = parser.parse_args()
     data = Path(os.environ.get("MEMPROBE_DATA", REPO.parent / "shared" / "data")).resolve()
     work = args.work.resolve()
-    stand_in_root = _stand_in_data(data, work / "data")
+    stand_in_root, n_images = _stand_in_data(data, work / "data", args.subset)
     layers = args.layers.split(",")
 
     command = [sys.executable, "-m", "memprobe.cli", "sweep", "--model", args.model, "--benchmarks",
@@ -62,17 +64,16 @@ def main() -> int:
         return len(done) >= args.kill_in_group - 1 and bool(seen - done)
 
     budgeted_store = environment | {"MEMPROBE_CACHE": str(work / "cache-budgeted")}
-    first = _run(budgeted, budgeted_store, kill_when=killed_in_group)
+    first = _run(budgeted, budgeted_store, work / "budgeted-killed.log", kill_when=killed_in_group)
     finished = {path: path.stat().st_mtime_ns for path in cells.glob("*.json")}
-    second = _run(budgeted, budgeted_store)
+    second = _run(budgeted, budgeted_store, work / "budgeted-resumed.log")
     unbudgeted_store = environment | {"MEMPROBE_CACHE": str(work / "cache-all")}
-    reference = _run([*command, "--out", str(work / "all")], unbudgeted_store)
+    reference = _run([*command, "--out", str(work / "all")], unbudgeted_store, work / "unbudgeted.log")
 
     import pandas as pd
 
-    table = pd.read_csv(work / "budgeted" / _safe(args.model) / "scores.csv", float_precision="round_trip")
-    unbudgeted = pd.read_csv(work / "all" / _safe(args.model) / "scores.csv", float_precision="round_trip")
-    n_images = 58741
+    table = pd.read_csv(work / "budgeted" / _safe(args.model) / "scores.csv")
+    unbudgeted = pd.read_csv(work / "all" / _safe(args.model) / "scores.csv")
     budget = _bytes(args.max_store)
     finished_layers = {path.stem for path in finished}
     checks = {
@@ -86,7 +87,7 @@ def main() -> int:
         "every layer scored": sorted(table["layer"]) == sorted(layers),
     }
     report = {
-        "what": "LaMem-sized stimulus set (58,741 ids of the real split files, STAND-IN images: "
+        "what": f"LaMem-sized stimulus set ({n_images:,} ids of the real split files, STAND-IN images: "
         "mechanics only)",
         "model": args.model, "layers": layers, "reducer": args.reducer, "max_store_bytes": budget,
         "runs": {"budgeted, killed": first, "budgeted, resumed": second, "unbudgeted": reference},
@@ -110,16 +111,25 @@ def main() -> int:
     return 0 if all(checks.values()) else 1
 
 
-def _stand_in_data(data: Path, root: Path) -> Path:
-    """A data folder whose lamem/ has the real split files and a stand-in image for every id."""
+def _stand_in_data(data: Path, root: Path, subset: int | None) -> tuple[Path, int]:
+    """A data folder whose lamem/ has the real split files (or their first lines) and a stand-in image
+    for every id; returns it with the number of ids."""
     from PIL import Image
 
+    if subset is not None:
+        root = root.with_name(f"{root.name}-{subset}")
     images = root / "lamem" / "images"
+    splits = root / "lamem" / "splits"
     if (root / "lamem" / "complete").is_file():
-        return root
+        return root, int((root / "lamem" / "complete").read_text().split()[0])
     images.mkdir(parents=True, exist_ok=True)
-    (root / "lamem" / "splits").unlink(missing_ok=True)
-    (root / "lamem" / "splits").symlink_to(data / "lamem" / "splits")
+    if subset is None:
+        splits.unlink(missing_ok=True)
+        splits.symlink_to(data / "lamem" / "splits")
+    else:
+        splits.mkdir(exist_ok=True)
+        for path in (data / "lamem" / "splits").glob("*.txt"):
+            (splits / path.name).write_text("".join(path.read_text().splitlines(True)[:subset]))
     sources = sorted((data / "lnsim" / "Image_data").glob("*.jpg"))
     sources += sorted((data / "imagenet_sample").glob("*.JPEG"))
     small = root / "small"
@@ -133,22 +143,24 @@ def _stand_in_data(data: Path, root: Path) -> Path:
                 image.thumbnail((STAND_IN_SIZE, STAND_IN_SIZE))
                 image.save(copy, quality=90)
         copies.append(copy)
-    names = sorted({line.split()[0] for path in (data / "lamem" / "splits").glob("*.txt")
+    names = sorted({line.split()[0] for path in splits.glob("*.txt")
                     for line in path.read_text().splitlines() if line.strip()})
     for index, name in enumerate(names):
         link = images / name
         if not link.is_symlink():
             link.symlink_to(copies[index % len(copies)])
     (root / "lamem" / "complete").write_text(f"{len(names)} stand-in images\n")
-    return root
+    return root, len(names)
 
 
-def _run(command: list[str], environment: dict, kill_when=None) -> dict:
-    """Run the sweep in its own process group, polling its store and memory; SIGKILL it when asked."""
+def _run(command: list[str], environment: dict, log: Path, kill_when=None) -> dict:
+    """Run the sweep in its own process group, output to ``log``, polling its store and memory; SIGKILL it
+    when asked."""
     store = Path(environment["MEMPROBE_CACHE"]) / "activations"
     started = time.monotonic()
-    process = subprocess.Popen(command, env=environment, start_new_session=True, cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with log.open("w") as output:
+        process = subprocess.Popen(command, env=environment, start_new_session=True, cwd=REPO,
+                                   stdout=output, stderr=subprocess.STDOUT)
     peak_store = peak_rss = 0
     seen: set[str] = set()
     killed, due = False, None
@@ -163,7 +175,9 @@ def _run(command: list[str], environment: dict, kill_when=None) -> dict:
             os.killpg(process.pid, signal.SIGKILL)
             killed = True
         time.sleep(1.0)
-    output = process.stdout.read()
+    output = log.read_text()
+    if process.returncode != 0 and not killed:
+        print(f"{' '.join(command[2:])} failed:\n{output[-2000:]}", file=sys.stderr)
     return {"command": " ".join(command[2:]), "returncode": process.returncode, "killed": killed,
             "seconds": time.monotonic() - started, "peak_store": peak_store, "peak_rss": peak_rss,
             "layers_seen": seen, "extraction_s": _phase(output, "extraction"),

@@ -2,7 +2,7 @@
 inside its hook (``reducers``, named by a ``ReducerSpec``), where the results live (``store``), and the
 streaming extraction that ties them together (``extract``)."""
 
-from memprobe.features.extract import Activations, extract, store_key
+from memprobe.features.extract import Activations, delete_fits, extract, store_key
 from memprobe.features.layers import Layer, LayerList, layer_name, list_layers
 from memprobe.features.reducer_spec import ReducerSpec
 from memprobe.features.reducers import Reducer, get_reducer
@@ -16,6 +16,7 @@ __all__ = [
     "Reducer",
     "ReducerSpec",
     "StoreKey",
+    "delete_fits",
     "extract",
     "get_reducer",
     "layer_name",

@@ -53,6 +53,11 @@ class ReducerSpec:
         return self.name if self.size is None else f"{self.name}:{self.size}"
 
     @property
+    def learns(self) -> bool:
+        """Fitted to reference activations of each layer (pca), so a model's stimulus sets share its fits."""
+        return self.name == "pca"
+
+    @property
     def dims(self) -> int | None:
         """The most features a layer keeps (narrower layers pass through); None: the layer's own width."""
         if self.name not in SIZE_KEYWORDS:

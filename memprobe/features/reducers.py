@@ -84,6 +84,11 @@ class Reducer(ABC):
     def output_dim(self, shape: tuple[int, ...]) -> int:
         """How many features :meth:`for_layer` keeps per image of that layer (without building anything)."""
 
+    def fit_bytes(self, shape: tuple[int, ...]) -> int:
+        """The most disk that fitting this reducer to a layer of that shape takes in the store (0: it learns
+        nothing)."""
+        return 0
+
     def __repr__(self) -> str:
         return self.key()
 
@@ -264,9 +269,22 @@ class PCAReducer(Reducer):
     def use(self, layer: str, fitted: dict[str, np.ndarray]) -> None:
         self._fits[layer] = fitted
 
+    def forget(self, layers: list[str]) -> None:
+        """Drop these layers' fits (their memory maps: the disk of a deleted file is freed when unmapped)."""
+        for layer in layers:
+            self._fits.pop(layer, None)
+
     def output_dim(self, shape):
         units = math.prod(shape)
         return units if units <= self.n_components else min(self.n_components, len(self.reference))
+
+    def fit_bytes(self, shape):
+        """The raw float32 reference activations (n × p) and the fit written from them (p × k components
+        and the p means): both are on disk until the raw ones are deleted after the fit."""
+        units = math.prod(shape)
+        if units <= self.n_components:
+            return 0
+        return (len(self.reference) + self.output_dim(shape) + 1) * units * 4
 
     def for_layer(self, layer, shape, device):
         units = math.prod(shape)

@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -167,6 +168,14 @@ class ActivationStore:
         fits.mkdir(parents=True, exist_ok=True)
         with _locked(fits):
             yield
+
+    def delete_fits(self, key: StoreKey, layers: list[str], fit_name: str) -> None:
+        """Free the disk of these layers' fits; a later extraction fits them again."""
+        if not (self.directory(key) / "fits").is_dir():
+            return
+        with self.fitting(key):
+            for layer in layers:
+                shutil.rmtree(self.fit_path(key, layer, fit_name), ignore_errors=True)
 
     def fit_writer(self, key: StoreKey, layer: str, fit_name: str):
         """A context manager giving a new folder to write a fit's ``.npy`` files into; it becomes

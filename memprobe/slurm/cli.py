@@ -133,7 +133,7 @@ def _plan(args) -> int:
     if args.kind == "sweep" and not args.tasks:
         shown = table.groupby("model", sort=False).agg(
             tasks=("task", "size"), layers=("layers", "first"), passes=("passes", "sum"),
-            store_gb=("store_gb", "max"), pca_gb=("pca_gb", "sum"), pca_raw_gb=("pca_raw_gb", "max"),
+            store_gb=("store_gb", "max"), fits_gb=("fits_gb", "max"),
             mem_gb=("mem_gb", "max"), forward_h=("forward_h", "sum"), pca_h=("pca_h", "sum"),
             score_h=("score_h", "sum"), gpu_h=("gpu_h", "sum"), max_task_h=("gpu_h", "max"),
             basis=("basis", "first"))
@@ -166,14 +166,13 @@ def _plan_totals(table, config, kind: str) -> list[str]:
 
 
 def _disk_line(table, config) -> str:
-    """The activation store's peak per task (and for the tasks that run at once) and the PCA components."""
+    """The activation store's peak per task (and for the tasks that run at once), PCA fits included."""
     budget = f" (budget {config.max_store_gb:g} GB)" if config.max_store_gb else ""
     line = f"disk: activation store up to {table['store_gb'].max():.1f} GB per task{budget}"
     parallel = config.resources.get("sweep", {}).get("array_parallelism")
     if parallel:
         line += f", {table['store_gb'].nlargest(parallel).sum():.0f} GB for {parallel} tasks at once"
-    if table["pca_gb"].any():
-        line += (f"; PCA components kept in the store: {table['pca_gb'].sum() / 1e3:.1f} TB; the task that "
-                 f"fits a group also holds its raw reference activations: up to "
-                 f"{table['pca_raw_gb'].max():.0f} GB, outside the budget")
+    if table["fits_gb"].any():
+        line += (f", of which PCA fits (raw reference activations and components, freed with their group) "
+                 f"up to {table['fits_gb'].max():.1f} GB")
     return line

@@ -52,6 +52,16 @@ class RunConfig:
     resources: dict[str, dict] = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
+    def task_sets(self) -> list[list[StimulusGroup]]:
+        """The stimulus sets of each of a model's sweep tasks: one set each, or all in one task when the
+        reducer learns (PCA), so that its fits are made once per model and freed with each layer group."""
+        if not self.reducer.learns:
+            return [[group] for group in self.groups]
+        if len({group.subset for group in self.groups}) > 1:
+            raise SlurmError(f"config {self.path}: with reducer {self.reducer} a model's stimulus sets run "
+                             "in one task, so they need the same 'subset'")
+        return [self.groups] if self.groups else []
+
 
 def load_config(path: str | os.PathLike, out: str | os.PathLike | None = None) -> RunConfig:
     """Read a run config (see ``analyses/paper.yaml`` for every key, documented)."""

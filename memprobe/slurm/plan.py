@@ -11,24 +11,23 @@ What it reads (committed in ``slurm/``; each file says where it comes from):
   results/benchmarks/extraction_throughput_cuda.json), and this CPU's dense float64 product rate.
 - ``machine.json`` (``perf/bench_throughput.py``): JPEG decoding images/s on one core, measured here.
 
-A sweep task is one model × one stimulus set of N images:
+A sweep task is one model × one stimulus set of N images (or all of them, N their sum, for pca):
 - Layers: the model's measured layers (the config's ``layers:`` selection), each kept as
   ``reducer.output_dim(shape)`` features. With a ``max_store_gb`` budget the sweep's own
-  ``memprobe.sweep.run.layer_groups`` cuts them into groups whose N × features × 4 bytes fit, and each
-  group is one forward pass over the N images; the peak store is the largest group.
+  ``memprobe.sweep.run.layer_groups`` cuts them into groups whose N × features × 4 bytes (and fits, for
+  pca) fit, and each group is one forward pass over the N images; the peak store is the largest group.
 - A pass takes the longer of the loaders (N / (decoding rate per core × ``--cpus-per-task``)) and the
   GPU: N × the model's FLOPs at the H100's ResNet-152 FLOP/s (ASSUMED for every model: true of dense
   convnets, optimistic for depthwise and many-branch ones), plus the bytes stored at the H100's store
   rate (ASSUMED for every layer: the hooks' reduction and the writes of the measured run).
 - ``pca`` (memprobe's exact Brain-Score LayerPCA, ASSUMED as ``memprobe.features.pca`` has it: components
-  fitted on the 1,000 ``imagenet_sample`` images, one fit per layer wider than k units, kept in the
-  activation store and shared by the model's tasks): the model's first task fits them, with one more
-  pass per group over the 1,000 images (stored raw) and (1,000 + k) × 1,000 × units multiply-adds per
-  layer at this CPU's dense rate (an 8-core node is faster); the components take units × k × 4 bytes
-  per layer, and a group's raw reference activations (1,000 × units × 4 bytes per layer) are held,
-  outside the budget, while it is fitted. Projecting a batch reads every projected layer's components
-  from the store, at ``COMPONENT_READ_BYTES_PER_S`` (ASSUMED), so each pass adds
-  ⌈N / batch_size⌉ × their bytes / that rate.
+  fitted on the 1,000 ``imagenet_sample`` images, one fit per layer wider than k units): a model's
+  stimulus sets are one task (``RunConfig.task_sets``), whose every group first fits its layers, with one
+  more pass over the 1,000 images (stored raw) and (1,000 + k) × 1,000 × units multiply-adds per layer
+  at this CPU's dense rate (an 8-core node is faster). The raw activations (1,000 × units × 4 bytes) and
+  the components (units × k × 4 bytes) count in the group's store, and are freed with it. Projecting a
+  batch reads every projected layer's components from the store, at ``COMPONENT_READ_BYTES_PER_S``
+  (ASSUMED), so each pass adds ⌈N / batch_size⌉ × their bytes / that rate.
 - Scoring: every layer × benchmark's PLS fits (:func:`memprobe.slurm.pls_cost.benchmark_fits`) at the
   GPU's fitted timing, or the CPU's where the config's options say ``pls_device: cpu``.
 - Memory: the model's measured peak + ``HOST_OVERHEAD_GB`` (ASSUMED: CUDA context, loaders) + the
@@ -157,35 +156,29 @@ def _pass_seconds(images: int, layers: list[PlannedLayer], dims: dict[str, int],
 
 @dataclass
 class PCACost:
-    """What the PCA reducer adds to a task: re-reading components in every batch, and in the model's first
-    task the fits (a raw pass over the reference images per group, then the CPU's products)."""
+    """What the PCA reducer adds to a task: its fits (per group, a raw pass over the reference images and
+    the CPU's products) and re-reading the components in every batch."""
 
     read_s: float = 0.0
     fit_s: float = 0.0
-    components_bytes: float = 0.0  # written by the fits, kept in the store
-    # the largest group's raw reference activations, held while it is fitted: by whichever of the model's
-    # tasks takes the store's lock first, so every task's own is given
-    raw_peak_bytes: float = 0.0
 
 
 def pca_cost(reducer: Reducer, groups: list[list[PlannedLayer]], dims: dict[str, int], images: int,
-             batch_size: int, fits: bool, model: str, facts: Measurements, loader_rate: float) -> PCACost:
+             batch_size: int, model: str, facts: Measurements, loader_rate: float) -> PCACost:
     cost = PCACost()
     if not hasattr(reducer, "layers_to_fit"):
         return cost
     for group in groups:
         projected = reducer.layers_to_fit(group)
+        if not projected:
+            continue
         components = sum(layer.units * dims[layer.name] * BYTES_PER_VALUE for layer in projected)
         cost.read_s += math.ceil(images / batch_size) * components / COMPONENT_READ_BYTES_PER_S
         raw = {layer.name: layer.units for layer in projected}
-        raw_bytes = PCA_REFERENCE_IMAGES * sum(raw.values()) * BYTES_PER_VALUE
-        cost.raw_peak_bytes = max(cost.raw_peak_bytes, raw_bytes)
-        if fits and projected:
-            cost.fit_s += _pass_seconds(PCA_REFERENCE_IMAGES, projected, raw, model, facts, loader_rate)
-            # the Gram matrix of the n × units reference activations, then the k components from them
-            cost.fit_s += sum(PCA_REFERENCE_IMAGES * (PCA_REFERENCE_IMAGES + dims[layer.name]) * layer.units
-                              for layer in projected) / facts.costs["cpu_gemm_multiply_adds_per_s"]
-            cost.components_bytes += components
+        cost.fit_s += _pass_seconds(PCA_REFERENCE_IMAGES, projected, raw, model, facts, loader_rate)
+        # the Gram matrix of the n × units reference activations, then the k components from them
+        cost.fit_s += sum(PCA_REFERENCE_IMAGES * (PCA_REFERENCE_IMAGES + dims[layer.name]) * layer.units
+                          for layer in projected) / facts.costs["cpu_gemm_multiply_adds_per_s"]
     return cost
 
 
@@ -201,34 +194,40 @@ def scoring_seconds(group: StimulusGroup, images: int, dims: dict[str, int], tim
     return seconds
 
 
-def sweep_task(model: str, group: StimulusGroup, config: RunConfig, reducer: Reducer, facts: Measurements,
-               cpus_per_task: int, fits_pca: bool) -> dict:
-    """One sweep task's row; ``fits_pca``: this task fits the model's PCA (its first task)."""
-    images = group.subset or group.images
-    if not images:
-        raise SlurmError(f"config {config.path}: stimulus set {group.name!r} needs 'images:' (its size) "
-                         "for a plan")
+def sweep_task(model: str, sets: list[StimulusGroup], config: RunConfig, reducer: Reducer,
+               facts: Measurements, cpus_per_task: int) -> dict:
+    """One sweep task's row: ``model`` on its stimulus ``sets`` (one of ``RunConfig.task_sets``)."""
+    images_of = {}
+    for group in sets:
+        images_of[group.name] = group.subset or group.images
+        if not images_of[group.name]:
+            raise SlurmError(f"config {config.path}: stimulus set {group.name!r} needs 'images:' (its size) "
+                             "for a plan")
+    images = sum(images_of.values())
+    task = f"{model}/{'+'.join(images_of)}"
     layers = selected_layers(facts.table, model, config.layers)
     dims = {layer.name: reducer.output_dim(layer.shape) for layer in layers}
-    sizes = {name: images * dim * BYTES_PER_VALUE for name, dim in dims.items()}
+    fits = {layer.name: reducer.fit_bytes(layer.shape) for layer in layers}
+    sizes = {name: images * dim * BYTES_PER_VALUE + fits[name] for name, dim in dims.items()}
     budget = int(config.max_store_gb * 1e9) if config.max_store_gb else None
     try:
         groups = layer_groups(layers, sizes, budget) if budget else [layers]
     except MemprobeError as error:
-        raise SlurmError(f"task {model}/{group.name}: {error}") from None
+        raise SlurmError(f"task {task}: {error}") from None
     loader_rate = facts.decode_per_core * cpus_per_task
     forward_s = sum(_pass_seconds(images, chosen, dims, model, facts, loader_rate) for chosen in groups)
     pca = pca_cost(reducer, groups, dims, images, config.options.get("batch_size", DEFAULT_BATCH_SIZE),
-                   fits_pca, model, facts, loader_rate)
+                   model, facts, loader_rate)
     pca_s = pca.read_s + pca.fit_s
-    score_s = scoring_seconds(group, images, dims, facts.pls_timing(config))
+    timing = facts.pls_timing(config)
+    score_s = sum(scoring_seconds(group, images_of[group.name], dims, timing) for group in sets)
+    peak = max(groups, key=lambda chosen: sum(sizes[x.name] for x in chosen))
     widest = max(dims.values(), default=0)
     return {
-        "task": f"{model}/{group.name}", "model": model, "images": images, "layers": len(layers),
-        "passes": len(groups), "store_gb": max(sum(sizes[x.name] for x in chosen) for chosen in groups) / 1e9,
-        "pca_gb": pca.components_bytes / 1e9, "pca_raw_gb": pca.raw_peak_bytes / 1e9,
+        "task": task, "model": model, "images": images, "layers": len(layers), "passes": len(groups),
+        "store_gb": sum(sizes[x.name] for x in peak) / 1e9, "fits_gb": sum(fits[x.name] for x in peak) / 1e9,
         "mem_gb": facts.table.models.loc[model, "peak_rss_gb"] + HOST_OVERHEAD_GB
-        + images * widest * SCORED_BYTES_PER_VALUE / 1e9,
+        + max(images_of.values()) * widest * SCORED_BYTES_PER_VALUE / 1e9,
         "forward_h": forward_s / 3600, "pca_fit_h": pca.fit_s / 3600, "pca_h": pca_s / 3600,
         "score_h": score_s / 3600, "gpu_h": (forward_s + pca_s + score_s) / 3600,
         "basis": facts.rate_basis(model),
@@ -262,8 +261,8 @@ def plan(config: RunConfig, kind: str = "sweep", cpus_per_task: int = 8,
         rows = [finetune_task(model, config, facts, cpus_per_task) for model in models]
         return pd.DataFrame(rows), _notes(facts, cpus_per_task, config)
     reducer = plan_reducer(config.reducer)
-    rows = [sweep_task(model, group, config, reducer, facts, cpus_per_task, fits_pca=index == 0)
-            for model in models for index, group in enumerate(config.groups)]
+    rows = [sweep_task(model, sets, config, reducer, facts, cpus_per_task)
+            for model in models for sets in config.task_sets()]
     return pd.DataFrame(rows), _notes(facts, cpus_per_task, config, reducer)
 
 
@@ -291,9 +290,9 @@ def _notes(facts: Measurements, cpus_per_task: int, config: RunConfig,
         batch_size = config.options.get("batch_size", DEFAULT_BATCH_SIZE)
         notes.append(
             f"assumed ({config.reducer}): memprobe's LayerPCA (memprobe.features.pca) fits each layer wider "
-            f"than k units once per model on {PCA_REFERENCE_IMAGES:,} ImageNet images, charged to the "
-            "model's first task (pca_fit_h, pca_gb); the fits are shared by its tasks through the store "
-            "($MEMPROBE_CACHE) when they share it; the fit's products run at "
+            f"than k units once per model on {PCA_REFERENCE_IMAGES:,} ImageNet images, in the model's one "
+            "task, group by group (pca_fit_h; the raw reference activations and components are part of "
+            "store_gb, as fits_gb, and freed with the group); the fit's products run at "
             f"{facts.costs['cpu_gemm_multiply_adds_per_s'] / 1e9:.0f} G multiply-adds/s (this CPU, 2 "
             f"threads); every batch re-reads the components at {COMPONENT_READ_BYTES_PER_S / 1e9:.0f} GB/s, "
             f"which is most of pca_h and shrinks as batch_size (now {batch_size}) grows")

@@ -1,11 +1,12 @@
 """A config expands into tasks, one SLURM array task each.
 
 A *task* is one model × one stimulus group (the benchmarks that share a stimulus set, so features are
-extracted once) for the sweep, or one model (all its folds) for fine-tuning. Each task is a picklable
-callable: it returns at once when its result is already on disk, otherwise it calls its runner
-(``module:function``) and writes the runner's table atomically, then a ``done.json`` marker. The runner
-resumes from its own store under the task's ``work/`` folder, so a requeued (preempted) task loses at
-most the layer it was on. Layout of a run directory::
+extracted once; all the sets in one task when the reducer is fitted per model, as PCA is) for the sweep,
+or one model (all its folds) for fine-tuning. Each task is a picklable callable: it returns at once when
+its result is already on disk, otherwise it calls its runner (``module:function``) and writes the
+runner's table atomically, then a ``done.json`` marker. The runner resumes from its own store under the
+task's ``work/`` folder, so a requeued (preempted) task loses at most the layer it was on. Layout of a
+run directory::
 
     DIR/run.yaml                       the config as submitted (status/collect re-expand it)
     DIR/<kind>_models.json             the models as expanded at submission (patterns, named sets)
@@ -134,18 +135,20 @@ def finetune_task(model: str, out: Path, weights: str, seed: int, **settings) ->
 
 
 def expand_tasks(config: RunConfig, kind: str = "sweep", models: list[str] | None = None) -> list[Task]:
-    """Sweep: model × stimulus group. Fine-tuning: one task per model (all its folds, resuming per fold)."""
+    """Sweep: model × stimulus set (× all sets, when the reducer learns: ``RunConfig.task_sets``).
+    Fine-tuning: one task per model (all its folds, resuming per fold)."""
     models = models if models is not None else expand_models(config, kind)
     run_dir = str(config.out)
     if kind == "sweep":
         return [
-            Task("sweep", model, group.name, run_dir, config.runners["sweep"], {
-                "benchmarks": list(group.benchmarks), "weights": config.weights, "layers": config.layers,
-                "reducer": str(config.reducer), "subset": group.subset, "seed": config.seed,
+            Task("sweep", model, "+".join(group.name for group in sets), run_dir, config.runners["sweep"], {
+                "benchmarks": [b for group in sets for b in group.benchmarks], "weights": config.weights,
+                "layers": config.layers, "reducer": str(config.reducer), "subset": sets[0].subset,
+                "seed": config.seed,
                 **({"max_store": int(config.max_store_gb * 1e9)} if config.max_store_gb else {}),
                 **config.options,
             })
-            for model in models for group in config.groups
+            for model in models for sets in config.task_sets()
         ]
     if kind == "finetune":
         if not config.finetune:

@@ -18,7 +18,16 @@ from tqdm.auto import tqdm
 from memprobe.benchmarks import check_benchmarks, load_benchmark
 from memprobe.config import device as resolve_device
 from memprobe.errors import MemprobeError, UnscorableFeatures
-from memprobe.features import ActivationStore, Layer, LayerList, extract, get_reducer, list_layers, store_key
+from memprobe.features import (
+    ActivationStore,
+    Layer,
+    LayerList,
+    delete_fits,
+    extract,
+    get_reducer,
+    list_layers,
+    store_key,
+)
 from memprobe.pls import PLSWarning
 from memprobe.sweep.config import SweepConfig, format_size
 from memprobe.sweep.run_folder import RunFolder
@@ -107,11 +116,12 @@ def run_sweep(
     extraction batches too. ``device`` runs the network, ``pls_device`` the PLS fits (default: ``device``,
     itself CUDA when present).
 
-    ``max_store`` (bytes) is a disk budget for the activations this sweep keeps: its layers are then taken
-    in groups whose reduced activations, over all its stimulus sets, fit the budget. Each group is
-    extracted (one pass over each stimulus set), scored, written, and its activations freed unless
-    ``keep_activations``; a killed sweep resumes at the first unfinished group. The scores do not depend
-    on the budget. Without one, every layer is extracted in one pass and stays in the store.
+    ``max_store`` (bytes) is a disk budget for what this sweep keeps in the store: its layers are then taken
+    in groups whose reduced activations over all its stimulus sets, with what the reducer fits to them
+    (PCA: the raw reference activations and the components), fit the budget. Each group is fitted and
+    extracted (one pass over each stimulus set), scored, written, and its activations and fits freed
+    unless ``keep_activations``; a killed sweep resumes at the first unfinished group. The scores do not
+    depend on the budget. Without one, every layer is extracted in one pass and stays in the store.
     """
     identifiers = check_benchmarks(config.benchmarks)
     pls_device = resolve_device(pls_device or device)
@@ -136,14 +146,19 @@ def run_sweep(
     if max_store is None:
         groups = [todo] if todo else []
     else:
-        sizes = {layer.name: sum(len(s) for s in stimulus_sets.values()) * reducer.output_dim(layer.shape) * 4
+        images = sum(len(s) for s in stimulus_sets.values())
+        sizes = {layer.name: images * reducer.output_dim(layer.shape) * 4 + reducer.fit_bytes(layer.shape)
                  for layer in todo}
         groups = layer_groups(todo, sizes, max_store)
     free = max_store is not None and not keep_activations
+
+    def free_store(names: list[str], sets) -> None:
+        for name in sets:
+            store.delete(keys[name], names)
+        delete_fits(model, reducer, store, names)
+
     if free:  # a sweep killed between scoring a group and freeing it left that group behind
-        finished = [layer.name for layer in layers if not pending[layer.name]]
-        for key in keys.values():
-            store.delete(key, finished)
+        free_store([layer.name for layer in layers if not pending[layer.name]], keys)
 
     bar = tqdm(total=sum(len(pending[x.name]) for x in todo), desc=f"scoring {config.model}", unit="cell",
                disable=not progress)
@@ -167,8 +182,7 @@ def run_sweep(
                 bar.update()
         times.scoring += time.perf_counter() - started
         if free:
-            for name in needed:
-                store.delete(keys[name], names)
+            free_store(names, needed)
     bar.close()
     return folder.collect([b.identifier for b in benchmarks], [x.name for x in layers])
 
@@ -189,8 +203,9 @@ def layer_groups(layers: list[Layer], sizes: dict[str, int], budget: int) -> lis
     widest = max(layers, key=lambda layer: sizes[layer.name], default=None)
     if widest is not None and sizes[widest.name] > budget:
         raise MemprobeError(
-            f"a store budget of {format_size(budget)} is smaller than the activations of one layer: "
-            f"{widest.name} needs {format_size(sizes[widest.name])} over this sweep's stimulus sets. "
+            f"a store budget of {format_size(budget)} is smaller than what one layer keeps in the store: "
+            f"{widest.name} needs {format_size(sizes[widest.name])} (its activations over this sweep's "
+            "stimulus sets and its reducer's fit). "
             f"The smallest budget that works is {format_size(sizes[widest.name])} (--max-store, max_store_gb)"
         )
     groups: list[list[Layer]] = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -211,3 +214,24 @@ def test_cuda_extraction_gives_the_cpu_features_and_leaves_the_model_where_it_wa
                                        atol=1e-4 * np.abs(expected).max(), err_msg=f"{reducer} {layer}")
         assert next(model.network.parameters()).device.type == "cpu"
     assert torch.backends.cudnn.allow_tf32  # the setting is restored after extraction
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_feature_maps_stay_with_the_process_for_the_next_batch():
+    # In a child process: the setting is process-wide.
+    code = """
+import numpy as np
+from memprobe.features.extract import keep_freed_memory
+
+def resident_after_freeing():
+    block = np.ones(16 * 2**20)  # 128 MB, as big as a batch's feature map
+    del block
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+
+before = resident_after_freeing()
+print(keep_freed_memory(), resident_after_freeing() - before)
+"""
+    took, kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split()
+    assert took == "True"
+    assert int(kept) > 100 * 2**20

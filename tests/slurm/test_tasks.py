@@ -213,7 +213,7 @@ def test_plan_groups_layers_under_the_store_budget_as_the_sweep_does(tmp_path):
     lnsim_fit = PLSTiming(0.1, 0.01, 1e10, "")  # lnsim: one fit of 5 folds together, 1 target
     assert task["score_h"] * 3600 == pytest.approx(
         4 * lnsim_fit.seconds(40, 1000, 1, 25, 5) + lnsim_fit.seconds(40, 512, 1, 25, 5))
-    assert task["pca_h"] == task["pca_gb"] == 0
+    assert task["pca_h"] == task["fits_gb"] == 0
     assert task["mem_gb"] == pytest.approx(1.0 + HOST_OVERHEAD_GB + 40 * 1000 * 12 / 1e9)
     assert task["basis"] == "layers: measured; gpu_rate: measured"
     assert "assumed" in table.set_index("task").loc["toy:mobilenet_v3_small/v4", "basis"]
@@ -227,18 +227,31 @@ def test_plan_groups_layers_under_the_store_budget_as_the_sweep_does(tmp_path):
              measurements=_measurements())
 
 
-def test_plan_charges_the_pca_fit_to_each_model_s_first_task(tmp_path):
+def test_pca_puts_a_model_s_stimulus_sets_in_one_task_whose_groups_fit_and_free_their_pca(tmp_path):
     config = slurm.load_config(write_config(tmp_path, reducer={"name": "pca", "n_components": 1000}))
-    rows = plan(config, measurements=_measurements())[0].set_index("task")
-    first, second = rows.loc["toy:resnet18/lnsim"], rows.loc["toy:resnet18/v4"]
-    components = 4 * 16384 * 1000 * 4  # the four layers wider than 1,000 units; the 512-unit one passes
-    assert first["pca_gb"] == pytest.approx(components / 1e9) and second["pca_gb"] == 0
-    assert second["pca_raw_gb"] == pytest.approx(4 * 16384 * 1000 * 4 / 1e9)  # held by whichever task fits
-    batches = math.ceil(40 / 32)
-    assert second["pca_h"] * 3600 == pytest.approx(batches * components / COMPONENT_READ_BYTES_PER_S)
+    [task] = slurm.expand_tasks(config, models=["toy:resnet18"])
+    assert task.part == "lnsim+v4"
+    assert task.arguments["benchmarks"] == ["lnsim.memorability-pls", "cowley_v4.210305-pls"]
+    task = plan(config, measurements=_measurements())[0].set_index("task").loc["toy:resnet18/lnsim+v4"]
+    images = 80  # 40 of each set
+    fits = 4 * 16384 * (1000 + 1000 + 1) * 4  # the four layers wider than 1,000 units: raw, components, mean
+    assert task["images"] == images and task["fits_gb"] == pytest.approx(fits / 1e9)
+    assert task["store_gb"] == pytest.approx((fits + images * (4 * 1000 + 512) * 4) / 1e9)
+    components = 4 * 16384 * 1000 * 4
     fit_s = _pass_s(1000, 1000 * 4 * 16384) + 4 * 1000 * 2000 * 16384 / 1e10  # raw pass, Gram + components
-    assert first["pca_h"] * 3600 == pytest.approx(second["pca_h"] * 3600 + fit_s)
-    assert first["pca_fit_h"] * 3600 == pytest.approx(fit_s) and second["pca_fit_h"] == 0
+    assert task["pca_fit_h"] * 3600 == pytest.approx(fit_s)
+    reads_s = math.ceil(images / 32) * components / COMPONENT_READ_BYTES_PER_S
+    assert task["pca_h"] * 3600 == pytest.approx(fit_s + reads_s)
+
+    budget = 2.5 * (fits / 4 + images * 1000 * 4)  # two projected layers with their fits
+    budgeted = plan(slurm.load_config(write_config(tmp_path, reducer="pca:1000", max_store_gb=budget / 1e9)),
+                    measurements=_measurements())[0].set_index("task").loc["toy:resnet18/lnsim+v4"]
+    assert budgeted["passes"] == 2 and budgeted["store_gb"] * 1e9 <= budget
+    assert budgeted["fits_gb"] == pytest.approx(fits / 2 / 1e9)
+    with pytest.raises(slurm.SlurmError, match="need the same 'subset'"):
+        slurm.load_config(write_config(tmp_path, reducer="pca", stimulus_sets=[
+            {"name": "lnsim", "benchmarks": ["lnsim.memorability-pls"], "subset": 40},
+            {"name": "v4", "benchmarks": ["cowley_v4.210305-pls"], "subset": 20}])).task_sets()
 
 
 def test_pls_cost_chooses_the_form_memprobe_pls_chooses():
@@ -296,9 +309,10 @@ def test_paper_dry_run_expands_through_memprobe_registries(tmp_path, capsys):
     out_dir = tmp_path / "paper"
     assert main(["submit", "sweep", "--config", str(paper), "--dry-run", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
-    assert "would submit 192 task(s)" in out and "#SBATCH --array=0-191%32" in out
+    # pca:1000: one task per model over its three stimulus sets, so each PCA is fitted once
+    assert "would submit 64 task(s)" in out and "#SBATCH --array=0-63%32" in out
     assert "#SBATCH --gpus-per-task=1" in out and "#SBATCH --partition=gpu" in out
-    assert "[0] sweep/torchvision:alexnet/lamem" in out and "[191] " in out
+    assert "[0] sweep/torchvision:alexnet/lamem+majajhong2015+freemanziemba2013" in out and "[63] " in out
     assert not out_dir.exists()
 
 

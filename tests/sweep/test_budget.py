@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
+from extract_fixtures import image_set
 
 import memprobe.sweep.run
 from memprobe.errors import MemprobeError
-from memprobe.features import ActivationStore
+from memprobe.features import ActivationStore, get_reducer
+from memprobe.features.reducers import PCAReducer
 from memprobe.sweep import SweepConfig, run_sweep
 
 LAYERS = ("layer1.0.conv1", "layer1.0.bn1", "layer1.0.conv2", "layer1.0.bn2", "layer1.0", "layer1.1")
@@ -17,18 +21,20 @@ LAYER_BYTES = (30 + 30) * 64 * 4  # two stimulus sets of 30 images, 64 channels 
 BUDGET = 35_000  # two layers per group (with the .npy headers), not three
 
 
-def _sweep(out, store_root, **options) -> pd.DataFrame:
-    return run_sweep(CONFIG, out, store=ActivationStore(store_root), batch_size=16, num_workers=0,
+def _sweep(out, store_root, config=CONFIG, **options) -> pd.DataFrame:
+    return run_sweep(config, out, store=ActivationStore(store_root), batch_size=16, num_workers=0,
                      progress=False, **options)
 
 
 class ExtractionLog:
     """Wraps the sweep's ``extract``: which layers each call extracted, and the store's size after it."""
 
+    real = staticmethod(memprobe.sweep.run.extract)
+
     def __init__(self, monkeypatch, store_root):
         self.calls, self.sizes = [], []
         self.store_root = store_root
-        real = memprobe.sweep.run.extract
+        real = ExtractionLog.real
 
         def logged(model, stimuli, layers, **options):
             result = real(model, stimuli, layers=layers, **options)
@@ -94,3 +100,32 @@ def test_a_budget_smaller_than_one_layer_names_the_smallest_that_works(tmp_path)
     with pytest.raises(MemprobeError, match=f"smallest budget that works is {LAYER_BYTES / 1e6:.1f} MB"):
         _sweep(tmp_path / "out", tmp_path / "store", max_store=LAYER_BYTES - 1)
     assert not list((tmp_path / "store").rglob("*.npy"))
+
+
+def test_pca_fits_count_in_the_budget_and_are_freed_with_their_group(tmp_path, monkeypatch):
+    # pca:8 fitted on 10 reference images: each layer's fit holds (10 raw + 8 components + 1 mean) × 200,704
+    # float32 values on disk at its peak, 15.3 MB, far more than its 60 × 8 features
+    reference = image_set(tmp_path / "reference", 10, name="reference", seed=1)
+    monkeypatch.setattr(memprobe.sweep.run, "get_reducer",
+                        lambda spec: get_reducer(spec, reference=reference))
+    config = dataclasses.replace(CONFIG, reducer="pca:8")
+    fit_bytes = (10 + 8 + 1) * 64 * 56 * 56 * 4
+    budget = int(2.5 * fit_bytes)
+    store = tmp_path / "store"
+    sizes_while_fitting = []
+    real_fit = PCAReducer.fit
+
+    def polled_fit(self, activations, folder):
+        sizes_while_fitting.append(sum(p.stat().st_size for p in store.rglob("*.npy")))
+        return real_fit(self, activations, folder)
+
+    monkeypatch.setattr(PCAReducer, "fit", polled_fit)
+    log = ExtractionLog(monkeypatch, store)
+    budgeted = _sweep(tmp_path / "budget", store, config, max_store=budget)
+    assert len({layers for _, layers in log.calls}) == 3 and len(sizes_while_fitting) == len(LAYERS)
+    assert fit_bytes < max(sizes_while_fitting + log.sizes) <= budget
+    assert not list(store.rglob("*.npy"))  # activations, raw reference activations and fits all freed
+
+    monkeypatch.setattr(memprobe.sweep.run, "extract", ExtractionLog.real)
+    unbudgeted = _sweep(tmp_path / "all", tmp_path / "store-all", config)
+    pd.testing.assert_frame_equal(budgeted, unbudgeted)
