@@ -43,6 +43,9 @@ def _add_sweep_options(parser: argparse.ArgumentParser, out_default: str) -> Non
         type=int,
         help="keep layers whose module path has at most this many parts (2: stem, stages, blocks, head)",
     )
+    parser.add_argument("--distinct-layers", action="store_true",
+                        help="skip layers whose output repeats an earlier layer's values (a reshape, an "
+                        "identity, a block returning its last ReLU): `memprobe layers --distinct` lists them")
     parser.add_argument("--reducer", default="sketch",
                         help="none | pool | srp[:D] | sketch[:D] | pca[:K] (default sketch, D = 4096)")
     parser.add_argument("--pls-dtype", choices=list(PLS_DTYPES), default="float64",
@@ -96,6 +99,7 @@ def register(subparsers) -> None:
 def _demo(args: argparse.Namespace) -> int:
     args.model = DEMO_MODEL
     args.weights, args.seed, args.layers, args.subset_seed = "pretrained", 0, None, 0
+    args.distinct_layers = False
     args.pls_dtype = "float64"
     args.reducer = FULL_DEMO_REDUCER if args.full else "sketch"
     args.subset = None if args.full else DEMO_SUBSET
@@ -112,6 +116,7 @@ def _run(args: argparse.Namespace, model: str, figures: bool) -> int:
         seed=args.seed,
         layers=_layers(args.layers),
         max_module_depth=args.max_module_depth,
+        distinct_layers=args.distinct_layers,
         reducer=args.reducer,
         subset=args.subset,
         subset_seed=args.subset_seed,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from memprobe.atomic import write_text
 from memprobe.data.registry import load_dataset
 from memprobe.zoo import load_model
 from memprobe.zoo.preprocessing import IMAGENET_MEAN, IMAGENET_STD
@@ -65,9 +66,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    partial = OUTPUT.with_suffix(".txt.part")
-    partial.write_text(text)
-    os.replace(partial, OUTPUT)
+    write_text(OUTPUT, text)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
+from memprobe.atomic import write_text
 from memprobe.data.registry import load_dataset
 from memprobe.zoo import load_model
 
@@ -68,9 +69,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    partial = OUTPUT.with_suffix(".txt.part")
-    partial.write_text(text)
-    os.replace(partial, OUTPUT)
+    write_text(OUTPUT, text)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ def register(subparsers) -> None:
         "--weights", default="random", help="random (default; enough to see the layers), pretrained or a path"
     )
     layers.add_argument("--min-units", type=int, default=24, help="skip layers with fewer units (default 24)")
+    layers.add_argument("--distinct", action="store_true",
+                        help="also skip layers whose output repeats an earlier layer's values")
     layers.add_argument("--show-skipped", action="store_true", help="also list the skipped calls and why")
     layers.set_defaults(func=run_layers)
 
@@ -20,13 +22,14 @@ def run_layers(args) -> int:
     from memprobe.zoo import load_model
 
     model = load_model(args.model, weights=args.weights)
-    listing = list_layers(model, min_units=args.min_units)
+    listing = list_layers(model, min_units=args.min_units, distinct=args.distinct)
     table = listing.frame()
     table["relative_depth"] = table["relative_depth"].map("{:.3f}".format)
     print(table.to_string(index=False))
     print(
         f"{model.id}: {len(listing)} layers; {len(listing.skipped)} module calls skipped "
-        f"(< {args.min_units} units or no tensor output). taken: which tensor of a tuple/dict output is used."
+        f"(< {args.min_units} units, no tensor output{', repeated values' if args.distinct else ''}). "
+        "taken: which tensor of a tuple/dict output is used."
     )
     if args.show_skipped:
         for name, reason in listing.skipped:

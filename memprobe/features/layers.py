@@ -10,13 +10,14 @@ Output rule: a tensor output is taken as is; from a tuple/list the first tensor 
 dict the ``out`` entry if present, else the first tensor value. The table says which (``taken``).
 Outputs without any tensor, or whose first dimension is not the batch, are skipped with a reason;
 layers with fewer than ``min_units`` units per image (default 24, the paper's rule) are skipped and
-counted.
+counted, and so are, on request (``distinct``), layers whose output repeats an earlier layer's values.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -134,16 +135,33 @@ def network_of(model) -> torch.nn.Module:
     return getattr(model, "network", model)
 
 
-def dummy_input(model, input_size: int | tuple[int, int] | None = None) -> torch.Tensor:
-    """A batch of mid-gray images, shaped by the model's own preprocessing when it has one."""
+def dummy_input(model, input_size: int | tuple[int, int] | None = None, noise: bool = False) -> torch.Tensor:
+    """A batch of mid-gray images (``noise``: of seeded uniform noise), shaped by the model's own
+    preprocessing when it has one."""
     preprocessing = getattr(model, "preprocessing", None)
+    rng = np.random.default_rng(0)
     if input_size is None and preprocessing is not None:
-        image = Image.new("RGB", (256, 256), (128, 128, 128))
-        sample = preprocessing.transform()(image)
+        transform = preprocessing.transform()
+        if noise:
+            images = [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+                      for _ in range(DUMMY_BATCH)]
+            return torch.stack([transform(image) for image in images])
+        sample = transform(Image.new("RGB", (256, 256), (128, 128, 128)))
         return sample.unsqueeze(0).repeat(DUMMY_BATCH, *([1] * sample.dim()))
     size = input_size or 224
     height, width = (size, size) if isinstance(size, int) else size
+    if noise:
+        return torch.from_numpy(rng.random((DUMMY_BATCH, 3, height, width), dtype=np.float32))
     return torch.full((DUMMY_BATCH, 3, height, width), 0.5)
+
+
+def _values_fingerprint(tensor: torch.Tensor) -> str | None:
+    """A digest of the output's values in sorted order (so the same for any rearrangement of them); None
+    for a constant output, which says nothing about where its values came from."""
+    values = tensor.detach().to(torch.float32).flatten()
+    if values.numel() == 0 or bool(values.min() == values.max()):
+        return None
+    return hashlib.sha1(values.sort().values.cpu().numpy().tobytes()).hexdigest()
 
 
 class CallCounter:
@@ -164,20 +182,30 @@ class CallCounter:
             handle.remove()
 
 
-def list_layers(model, min_units: int = 24, input_size: int | tuple[int, int] | None = None) -> LayerList:
-    """Every module call of one forward pass on a dummy input, named, shaped and filtered (see module doc)."""
+def list_layers(model, min_units: int = 24, input_size: int | tuple[int, int] | None = None,
+                distinct: bool = False) -> LayerList:
+    """Every module call of one forward pass on a dummy input, named, shaped and filtered (see module doc).
+
+    ``distinct``: also skip a call whose output holds exactly the values of an earlier layer's output, in
+    any order: an identity, a dropout at eval, a reshape or transpose, a float (de)quantise, a block that
+    returns its last in-place ReLU. Its scores would repeat that layer's, and in a correlation over layers
+    it would count the same representation twice. Values are compared on seeded noise images rather than
+    gray ones, so that an operator that leaves only some inputs unchanged (a ReLU) is not taken for one
+    that changes none.
+    """
     network = network_of(model)
     calls = []
 
     def record(module, path, k, output):
         tensor, taken = take_tensor(output)
         shape = tuple(tensor.shape) if tensor is not None else None
-        calls.append((module, path, k, shape, taken))
+        fingerprint = _values_fingerprint(tensor) if distinct and tensor is not None else None
+        calls.append((module, path, k, shape, taken, fingerprint))
 
     counter = CallCounter(network, record)
     try:
         with torch.inference_mode():
-            network(dummy_input(model, input_size).to(config.module_device(network)))
+            network(dummy_input(model, input_size, noise=distinct).to(config.module_device(network)))
     except Exception as error:
         raise ModelError(
             f"a forward pass on a dummy input failed: {type(error).__name__}: {error}"
@@ -186,17 +214,20 @@ def list_layers(model, min_units: int = 24, input_size: int | tuple[int, int] | 
         counter.remove()
     total = counter.counts
     layers, skipped = [], []
+    first_with: dict[str, str] = {}  # values fingerprint → the first layer with those values
     last = max(len(calls) - 1, 1)
-    for order, (module, path, k, shape, taken) in enumerate(calls):
+    for order, (module, path, k, shape, taken, fingerprint) in enumerate(calls):
         name = layer_name(path, k, total[module])
         if shape is None:
             skipped.append((name, taken))
         elif len(shape) == 0 or shape[0] != DUMMY_BATCH:
             skipped.append((name, f"output shape {shape} has no batch dimension"))
+        elif (units := int(np.prod(shape[1:]))) < min_units:
+            skipped.append((name, f"{units} units < {min_units}"))
+        elif fingerprint in first_with:
+            skipped.append((name, f"the values of {first_with[fingerprint]}"))
         else:
-            units = int(np.prod(shape[1:]))
-            if units < min_units:
-                skipped.append((name, f"{units} units < {min_units}"))
-            else:
-                layers.append(Layer(name, path, k, shape[1:], units, order / last, taken))
+            if fingerprint is not None:
+                first_with[fingerprint] = name
+            layers.append(Layer(name, path, k, shape[1:], units, order / last, taken))
     return LayerList(layers, skipped, min_units)

@@ -109,17 +109,17 @@ def _current_job_id() -> str | None:
 
 def sweep_task(model: str, out: Path, benchmarks: list[str], weights: str, layers: str | list[str] | None,
                reducer: str, subset: int | None, seed: int, pls_dtype: str = "float64",
-               **options) -> pd.DataFrame:
+               distinct_layers: bool = False, **options) -> pd.DataFrame:
     """The default sweep runner: ``memprobe.sweep.run_sweep`` on one model × one stimulus group.
     ``options`` (the config's ``options:``, and ``max_store`` from its ``max_store_gb``) go to ``run_sweep``
     (batch_size, device, pls_device, num_workers, max_store, keep_activations), except ``pls_dtype``
-    (float64 or float32), which is part of the sweep's configuration."""
+    (float64 or float32) and ``distinct_layers``, which are part of the sweep's configuration."""
     from memprobe.sweep import SweepConfig, run_sweep
 
     config = SweepConfig(model=model, benchmarks=tuple(benchmarks), weights=weights, seed=seed,
                          layers=tuple(layers) if isinstance(layers, list) else layers,
                          reducer=reducer, subset=subset, subset_seed=seed,
-                         pls_dtype=pls_dtype)
+                         pls_dtype=pls_dtype, distinct_layers=distinct_layers)
     return run_sweep(config, out, progress=False, **options)
 
 

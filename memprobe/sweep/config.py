@@ -51,6 +51,7 @@ class SweepConfig:
     seed: int = 0
     layers: str | tuple[str, ...] | None = None
     max_module_depth: int | None = None
+    distinct_layers: bool = False
     reducer: str = "sketch"
     subset: int | None = None
     subset_seed: int = 0
@@ -59,8 +60,11 @@ class SweepConfig:
 
     def digest(self) -> str:
         fields = asdict(self)
-        if fields["pls_dtype"] == "float64":  # the default: older output folders keep their digest
+        # at their defaults, fields added later leave the digest of older output folders as it was
+        if fields["pls_dtype"] == "float64":
             del fields["pls_dtype"]
+        if not fields["distinct_layers"]:
+            del fields["distinct_layers"]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def benchmark_options(self, identifier: str, pls_device: str = "cpu") -> dict:

@@ -132,7 +132,7 @@ def run_sweep(
     store = store or ActivationStore()
 
     model = load_model(config.model, weights=config.weights, seed=config.seed)
-    catalogue = list_layers(model, min_units=config.min_units)
+    catalogue = list_layers(model, min_units=config.min_units, distinct=config.distinct_layers)
     layers = _selected_layers(catalogue, config)
     reducer = get_reducer(config.reducer)
     folder.write_layers(catalogue.frame())

@@ -73,3 +73,30 @@ def test_layers_are_listed_on_the_device_the_network_is_on():
     network = torchvision.models.resnet18(weights=None).to("meta")
     names = list_layers(network).frame()["name"].tolist()
     assert names[:2] == ["conv1", "bn1"] and "layer4.1" in names and names[-1] == "fc"
+
+
+class Repeats(torch.nn.Module):
+    """Layers that change values (conv, relu, fc) and layers that only repeat or move them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.same = torch.nn.Identity()
+        self.flat = torch.nn.Flatten()
+        self.drop = torch.nn.Dropout(0.5)
+        self.fc = torch.nn.Linear(4 * 30 * 30, 30)
+
+    def forward(self, x):
+        x = self.relu(self.conv(x))
+        return self.fc(self.drop(self.flat(self.same(x))))
+
+
+def test_distinct_skips_layers_that_repeat_an_earlier_layer_s_values():
+    network = Repeats().eval()
+    assert list_layers(network, input_size=32).names == ["conv", "relu", "same", "flat", "drop", "fc"]
+    listing = list_layers(network, input_size=32, distinct=True)
+    # the ReLU changes the conv's negative outputs on the noise images: it is a layer of its own
+    assert listing.names == ["conv", "relu", "fc"]
+    skipped = dict(listing.skipped)
+    assert skipped["same"] == skipped["flat"] == skipped["drop"] == "the values of relu"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -14,6 +15,9 @@ import pytest
 import torch
 
 from memprobe.cli import main
+from memprobe.sweep import SweepConfig
+
+REPO = Path(__file__).resolve().parents[2]
 
 SCHEMA = [
     "model", "weights", "layer", "call_index", "relative_depth", "units", "benchmark",
@@ -221,3 +225,21 @@ def test_a_sweep_lists_the_layers_once_whatever_the_number_of_stimulus_sets(tmp_
     # SMALL scores two stimulus sets: LNSIM and the 92 images.
     assert _sweep(*SMALL, "--layers", "layer4.1,avgpool", "--out", str(tmp_path)) == 0
     assert len(listings) == 1
+
+
+def test_distinct_layers_leave_out_repeated_values_and_are_their_own_configuration(tmp_path):
+    layers = ["--layers", "layer4.1*"]  # layer4.1 returns the values of its last relu, layer4.1.relu@2
+    assert _sweep(*SMALL, *layers, "--out", str(tmp_path / "all")) == 0
+    assert _sweep(*SMALL, *layers, "--distinct-layers", "--out", str(tmp_path / "distinct")) == 0
+    every, distinct = (pd.read_csv(tmp_path / run / "torchvision_resnet18" / "scores.csv")
+                       for run in ("all", "distinct"))
+    assert set(every["layer"]) - set(distinct["layer"]) == {"layer4.1"}
+    shared = every[every["layer"] != "layer4.1"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(distinct, shared)
+    assert _sweep(*SMALL, *layers, "--out", str(tmp_path / "distinct")) == 1
+
+
+def test_a_committed_output_folder_keeps_its_digest_as_the_configuration_grows():
+    recorded = json.loads((REPO / "results" / "resmem_resnet152" / "sweep.json").read_text())
+    config = SweepConfig(**{**recorded["config"], "benchmarks": tuple(recorded["config"]["benchmarks"])})
+    assert config.digest() == recorded["config_digest"]
