@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from memprobe.errors import MemprobeError
@@ -109,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memprobe: interrupted; finished work is kept and a rerun resumes from it.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped (`memprobe ... | head`): end quietly, as Unix tools do. Standard
+        # output goes to /dev/null so that the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +30,13 @@ def test_a_data_command_does_not_import_torch():
 def test_runs_write_outside_the_committed_results_the_notebooks_read(command):
     out = Path(build_parser().parse_args(command).out)
     assert out.parts[0] == "runs", out
+
+
+def test_output_cut_short_by_its_reader_ends_quietly():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `memprobe data list | head` once head has exited
+    result = subprocess.run([sys.executable, "-m", "memprobe.cli", "data", "list"], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert result.returncode == 128 + signal.SIGPIPE
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
