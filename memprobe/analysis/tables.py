@@ -201,8 +201,9 @@ def penultimate_layers(
 ) -> pd.Series:
     """model → its penultimate layer (the classifier's input).
 
-    Rule: order a model's layers by relative depth; the trailing layers with exactly ``n_classes`` units are
-    the classifier (and e.g. its softmax); the deepest layer before them is the penultimate one. A model
+    Rule: order a model's layers by relative depth; the trailing layers with exactly ``n_classes`` units, or
+    one more (a background class first, as TensorFlow's MobileNets have), are the classifier (and e.g. its
+    softmax); the deepest layer before them is the penultimate one. A model
     whose deepest layer is not ``n_classes`` wide was swept without its classifier, so its deepest layer is
     taken. Without a ``units`` column, the second-deepest layer is taken. ``overrides`` wins per model.
     """
@@ -220,7 +221,7 @@ def penultimate_layers(
         if "units" in layers.columns:
             widths = layers["units"].to_numpy()
             trailing = 0
-            while trailing < len(widths) and widths[len(widths) - 1 - trailing] == n_classes:
+            while trailing < len(widths) and widths[len(widths) - 1 - trailing] in (n_classes, n_classes + 1):
                 trailing += 1
             position = len(widths) - 1 - trailing
         else:

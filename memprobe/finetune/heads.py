@@ -13,8 +13,9 @@ from memprobe.config import module_device
 from memprobe.errors import ModelError
 from memprobe.features.layers import layer_name
 
-# Attribute names under which torchvision, timm and Cadene's pretrainedmodels keep the final classifier.
-CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "last_linear", "head")
+# Attribute names under which torchvision, timm, Cadene's pretrainedmodels and EfficientNet(-Lite) keep the
+# final classifier.
+CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "last_linear", "head", "_fc")
 BLOCK_CLASS_NAMES = ("Bottleneck", "BasicBlock")
 
 

@@ -185,6 +185,8 @@ class TFLiteNetwork(nn.Module):
         self.input_channels_last, _, _ = _image_layout(graph)
         self.num_classes = graph.tensors[self.output_tensor].shape[-1]
         self.drops_background = self.num_classes == 1001
+        self.head: nn.Linear | None = None
+        self._units = {index: math.prod(tensor.shape[1:]) for index, tensor in enumerate(graph.tensors)}
         self._steps = [(_activations(graph, node), node.outputs) for node in nodes]
         self._release = _last_uses(self._steps, self.output_tensor)
         channels_last = _channels_last(graph, nodes)
@@ -206,7 +208,36 @@ class TFLiteNetwork(nn.Module):
             for index in release:
                 del values[index]
         logits = values[self.output_tensor].flatten(1)
+        if self.head is not None:
+            return self.head(logits)
         return logits[:, 1:] if self.drops_background else logits
+
+    def get_classifier(self) -> nn.Module:
+        """The operator that computes the class scores (CONV_2D or FULLY_CONNECTED), or the new head."""
+        if self.head is not None:
+            return self.head
+        return self._modules[self._names[self._classifier_step()]]
+
+    def reset_classifier(self, outputs: int) -> None:
+        """A fresh ``outputs``-unit linear head on the classifier's input features (flattened) in place of
+        the classifier and the operators after it (timm's API, which fine-tuning uses)."""
+        step = self._classifier_step()
+        features = self._steps[step][0][0]
+        for name in self._names[step:]:
+            delattr(self, name)
+        self._names, self._steps = self._names[:step], self._steps[:step]
+        self.output_tensor, self.drops_background = features, False
+        self._release = _last_uses(self._steps, features)
+        self.head = nn.Linear(self._units[features], outputs)
+        self.num_classes = outputs
+
+    def _classifier_step(self) -> int:
+        weighted = [step for step, name in enumerate(self._names)
+                    if self._modules[name].op in ("CONV_2D", "FULLY_CONNECTED")]
+        if not weighted:
+            raise ModelError(f"{self.source}: no CONV_2D or FULLY_CONNECTED operator computes the class "
+                             "scores")
+        return weighted[-1]
 
     def reset_parameters(self) -> None:
         for module in self.children():

@@ -43,9 +43,11 @@ def test_penultimate_layer_is_the_classifier_input():
     depth = np.linspace(0, 1, 6)
     with_classifier = score_rows("a", depth, {IT: np.arange(6.0)}, units=[9000, 9000, 9000, 2048, 1000, 1000])
     without = score_rows("b", depth, {IT: np.arange(6.0)}, units=[9000, 9000, 9000, 9000, 4096, 2048])
-    layers = penultimate_layers(pd.concat([with_classifier, without]))
+    background = score_rows("c", depth, {IT: np.arange(6.0)}, units=[9000, 9000, 9000, 9000, 1280, 1001])
+    layers = penultimate_layers(pd.concat([with_classifier, without, background]))
     assert layers["a"] == "layer3"  # before fc and its softmax (both 1000 wide)
     assert layers["b"] == "layer5"  # swept without its classifier
+    assert layers["c"] == "layer4"  # a TFLite MobileNet's logits have a background class first
     assert penultimate_layers(with_classifier, {"a": "layer2"})["a"] == "layer2"
     with pytest.raises(DataError, match="not in the score table"):
         penultimate_layers(with_classifier, {"a": "fc"})

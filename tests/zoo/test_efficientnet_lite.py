@@ -12,6 +12,7 @@ from PIL import Image
 from memprobe.cli import main
 from memprobe.data.registry import load_dataset
 from memprobe.errors import ModelError
+from memprobe.finetune.heads import replace_classifier
 from memprobe.zoo import get_spec, list_models, load_model
 from memprobe.zoo.top1 import accuracy, labels_of
 from memprobe.zoo.weights import file_digest
@@ -64,3 +65,9 @@ def test_without_the_architecture_package_the_command_names_the_extra(monkeypatc
 def test_unknown_variant_suggests_the_known_ones():
     with pytest.raises(ModelError, match=r"Did you mean: .*efficientnet_lite:b2"):
         get_spec("efficientnet_lite:b3")
+
+
+def test_fine_tuning_replaces_its_classifier_with_one_unit():
+    network = load_model("efficientnet_lite:b0", weights="random").network
+    assert replace_classifier(network) == "_fc"
+    assert network(torch.zeros(1, 3, 224, 224)).shape == (1, 1)

@@ -21,6 +21,7 @@ from memprobe.cli import main
 from memprobe.data import load_dataset
 from memprobe.errors import ModelError
 from memprobe.features import list_layers
+from memprobe.finetune.heads import replace_classifier
 from memprobe.zoo import get_spec, load_model
 from memprobe.zoo import tflite as tflite_source
 from memprobe.zoo.tflite import TFLITE_NAMES, tflite_spec
@@ -242,3 +243,21 @@ def _replace_operator(source: Path, old: str, new: str, target: Path) -> None:
             if offset and struct.unpack_from(layout, content, table.Pos + offset)[0] == old_code:
                 struct.pack_into(layout, content, table.Pos + offset, new_code)
     target.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize(("name", "features"), [("mobilenet_v2_1.0_224", 1280), ("regnetx_200mf", 368)])
+def test_a_memorability_head_takes_the_classifier_s_input_and_rebuilds_from_its_weights(name, features):
+    network = load_model(f"tflite:{name}").network
+    replace_classifier(network)  # what fine-tuning does; 1,001 logits (background first) or 1,000 alike
+    head = network.get_classifier()
+    assert isinstance(head, torch.nn.Linear) and (head.in_features, head.out_features) == (features, 1)
+    images = _images(name, step=500)
+    prediction = network(images)
+    prediction.sum().backward()
+    assert prediction.shape == (len(images), 1)
+    assert all(p.grad is not None for p in network.parameters())  # every layer is trained
+    rebuilt = load_model(f"tflite:{name}", weights="random").network  # as a checkpoint is reloaded
+    replace_classifier(rebuilt)
+    rebuilt.load_state_dict(network.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(images), prediction.detach())
