@@ -54,7 +54,7 @@ def _csv_files(paths: Iterable[str | Path]) -> list[Path]:
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(sorted(path.rglob("*.csv")))
+            files.extend(file for file in sorted(path.rglob("*.csv")) if not _task_output(file, path))
         elif path.is_file():
             files.append(path)
         else:
@@ -62,8 +62,20 @@ def _csv_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(file.resolve() for file in files))  # a file named twice is read once
 
 
+def _task_output(file: Path, folder: Path) -> bool:
+    """Whether ``file`` (found under ``folder``) belongs to a task of a run folder (one with ``run.yaml``):
+    a run is read through the table ``memprobe collect`` writes, not its tasks' own and their work files."""
+    for parent in file.parents:
+        if parent == folder:
+            return False
+        if parent.name == "tasks" and (parent.parent / "run.yaml").is_file():
+            return True
+    return False
+
+
 def load_results(paths: Iterable[str | Path]) -> Results:
-    """Read every CSV under ``paths`` (files or folders) and sort them into score/fine-tune/top-1 tables."""
+    """Read every CSV under ``paths`` (files or folders; a run folder's tasks through its collected table)
+    and sort them into score/fine-tune/top-1 tables."""
     found: dict[str, list[pd.DataFrame]] = {"scores": [], "finetune": [], "top1": []}
     sources: dict[str, list[str]] = {"scores": [], "finetune": [], "top1": []}
     for file in _csv_files(paths):

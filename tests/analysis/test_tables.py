@@ -91,3 +91,17 @@ def test_bad_tables_are_reported_with_the_file(tmp_path):
     scores.to_csv(tmp_path / "again" / "scores.csv", index=False)
     with pytest.raises(DataError, match=r"appear in .*again/scores\.csv and .*scores\.csv: separate runs"):
         load_results([tmp_path])
+
+
+def test_a_run_folder_is_read_through_its_collected_table_not_its_tasks(tmp_path):
+    rows = score_rows("a", np.linspace(0, 1, 3), {IT: [0.1, 0.2, 0.3]})
+    run = tmp_path / "results" / "offline"
+    task = run / "tasks" / "sweep" / "a" / "v4"
+    (task / "work" / "a").mkdir(parents=True)
+    for table in (task / "scores.csv", task / "work" / "a" / "scores.csv", run / "sweep_scores.csv"):
+        rows.to_csv(table, index=False)
+    with pytest.raises(DataError, match="separate runs of the same model"):
+        load_results([tmp_path])  # without run.yaml these are three runs
+    (run / "run.yaml").write_text("name: offline\n")
+    assert load_results([tmp_path]).sources["scores"] == [str(run / "sweep_scores.csv")]
+    assert load_results([task / "scores.csv"]).sources["scores"] == [str(task / "scores.csv")]
