@@ -215,9 +215,9 @@ def penultimate_layers(
 
     Rule: order a model's layers by relative depth; the trailing layers with exactly ``n_classes`` units, or
     one more (a background class first, as TensorFlow's MobileNets have), are the classifier (and e.g. its
-    softmax); the deepest layer before them is the penultimate one. A model
-    whose deepest layer is not ``n_classes`` wide was swept without its classifier, so its deepest layer is
-    taken. Without a ``units`` column, the second-deepest layer is taken. ``overrides`` wins per model.
+    softmax); the deepest layer before them is the penultimate one. A model whose deepest layer is not
+    ``n_classes`` wide was swept without its classifier, so its deepest layer is taken. Without a ``units``
+    column, the second-deepest layer is taken. ``overrides`` wins per model.
     """
     overrides = dict(overrides or {})
     chosen = {}
