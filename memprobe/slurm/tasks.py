@@ -43,6 +43,8 @@ from memprobe.slurm.config import (
 
 # finetune: keys that only size the plan and are not passed to the runner
 PLAN_ONLY_KEYS = ("train_images",)
+# run.yaml keys a resubmission may change: they size and place the tasks, never what they compute
+RESUBMIT_FREE_KEYS = ("max_store_gb", "resources", "description")
 
 
 @dataclass
@@ -173,13 +175,18 @@ def prepare_run(config: RunConfig, kind: str) -> list[Task]:
 
 def record_run(config: RunConfig, kind: str, tasks: list[Task]) -> None:
     """Write DIR/run.yaml and DIR/<kind>_models.json (patterns expanded against today's registry), so
-    status and collect know the tasks without the registry; refuse to mix two configs in one directory."""
+    status and collect know the tasks without the registry; refuse to mix two configs in one directory
+    (a resubmission may change only the ``RESUBMIT_FREE_KEYS``, e.g. a larger disk budget)."""
     path = config.out / "run.yaml"
     stored = {**config.raw, "out": str(config.out)}
-    if path.is_file() and {**yaml.safe_load(path.read_text()), "out": str(config.out)} != stored:
-        raise SlurmError(f"{config.out} already holds a run with a different config ({path}); "
-                         "use another --out, or delete that directory to start over")
-    if not path.is_file():
+    recorded = {**yaml.safe_load(path.read_text()), "out": str(config.out)} if path.is_file() else {}
+    changed = sorted(key for key in recorded.keys() | stored.keys() if recorded.get(key) != stored.get(key))
+    conflicts = [key for key in changed if key not in RESUBMIT_FREE_KEYS]
+    if recorded and conflicts:
+        raise SlurmError(f"{config.out} already holds a run with a different config ({path}: "
+                         f"{', '.join(conflicts)} differ); use another --out, or delete that directory "
+                         "to start over")
+    if changed:
         write_text(path, yaml.safe_dump(stored, sort_keys=False))
     models = list(dict.fromkeys(task.model for task in tasks))
     write_text(config.out / f"{kind}_models.json", json.dumps(models, indent=1))

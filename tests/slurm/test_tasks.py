@@ -166,8 +166,22 @@ def test_status_without_scheduler_reports_done_and_never_submitted(finished_run,
 
 def test_one_directory_holds_one_config(finished_run, tmp_path):
     path = write_config(tmp_path, out=str(finished_run.out), seed=1)
-    with pytest.raises(slurm.SlurmError, match="different config"):
+    with pytest.raises(slurm.SlurmError, match=r"different config .*: seed differ"):
         slurm.run_here(slurm.load_config(path))
+
+
+def test_a_resubmission_may_change_the_budget_and_resources_only(finished_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run.out, run)
+    resources = {"sweep": {"cpus_per_task": 2, "mem_gb": 4, "timeout_min": 60}}
+    path = write_config(tmp_path, max_store_gb=2, resources=resources)
+    assert all(line.endswith("already done") for line in slurm.run_here(slurm.load_config(path)))
+    recorded = yaml.safe_load((run / "run.yaml").read_text())
+    assert recorded["max_store_gb"] == 2 and recorded["resources"] == resources
+    with pytest.raises(slurm.SlurmError, match=r"different config .*: reducer differ"):
+        slurm.run_here(slurm.load_config(write_config(tmp_path, max_store_gb=3, reducer={"name": "srp"})))
 
 
 def test_runner_must_return_a_table(tmp_path):
