@@ -3,6 +3,7 @@ models and benchmarks exist, done before anything is written or submitted."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import os
 from dataclasses import dataclass, field
@@ -51,6 +52,15 @@ class RunConfig:
     finetune: dict | None = None
     resources: dict[str, dict] = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
+
+    def finetune_settings(self, model: str) -> dict:
+        """The ``finetune:`` keys for ``model``: the section's, then those of every ``per_model`` pattern
+        that matches it, in the order written (e.g. a frozen backbone for a network too big to train)."""
+        settings = {key: value for key, value in (self.finetune or {}).items() if key != "per_model"}
+        for pattern, changes in (self.finetune or {}).get("per_model", {}).items():
+            if fnmatch.fnmatchcase(model, pattern):
+                settings.update(changes)
+        return settings
 
     def task_sets(self) -> list[list[StimulusGroup]]:
         """The stimulus sets of each of a model's sweep tasks: one set each, or all in one task when the
@@ -108,10 +118,20 @@ def parse_config(raw: dict, path: Path | None = None, out: str | os.PathLike | N
         groups=groups,
         runners={**DEFAULT_RUNNERS, **raw.get("runners", {})},
         options=raw.get("options", {}),
-        finetune=raw.get("finetune"),
+        finetune=_finetune_section(raw.get("finetune"), where),
         resources=raw.get("resources", {}),
         raw=raw,
     )
+
+
+def _finetune_section(section, where: str) -> dict | None:
+    if section is None:
+        return None
+    per_model = section.get("per_model", {}) if isinstance(section, dict) else None
+    if not isinstance(per_model, dict) or not all(isinstance(v, dict) for v in per_model.values()):
+        raise SlurmError(f"{where}: 'finetune:' must be a mapping of settings, its 'per_model:' a mapping of "
+                         "model pattern → settings (e.g. per_model: {'resmem:*': {frozen: true}})")
+    return section
 
 
 def _stimulus_group(entry, where: str) -> StimulusGroup:

@@ -235,7 +235,7 @@ def sweep_task(model: str, sets: list[StimulusGroup], config: RunConfig, reducer
 
 
 def finetune_task(model: str, config: RunConfig, facts: Measurements, cpus_per_task: int) -> dict:
-    settings = config.finetune or {}
+    settings = config.finetune_settings(model)
     images, epochs = settings.get("train_images"), settings.get("max_epochs", 100)
     if not images:
         raise SlurmError(f"config {config.path}: finetune needs 'train_images:' for a plan")

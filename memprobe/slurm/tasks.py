@@ -18,6 +18,7 @@ run directory::
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import socket
@@ -133,7 +134,8 @@ def finetune_task(model: str, out: Path, weights: str, seed: int, **settings) ->
 
     _, metrics = finetune(model, out=out, weights=weights, seed=seed, progress=False, **settings)
     return metrics.assign(model=model, head=settings.get("head", "linear"),
-                          data=settings.get("data", "lnsim"))
+                          data=settings.get("data", "lnsim"), frozen=bool(settings.get("frozen", False)),
+                          max_epochs=settings.get("max_epochs"))
 
 
 def expand_tasks(config: RunConfig, kind: str = "sweep", models: list[str] | None = None) -> list[Task]:
@@ -155,12 +157,19 @@ def expand_tasks(config: RunConfig, kind: str = "sweep", models: list[str] | Non
     if kind == "finetune":
         if not config.finetune:
             raise SlurmError(f"config {config.path}: no 'finetune:' section; nothing to fine-tune")
-        settings = {key: value for key, value in config.finetune.items() if key not in PLAN_ONLY_KEYS}
-        return [
-            Task("finetune", model, settings.get("head", "linear"), run_dir, config.runners["finetune"],
-                 {"weights": config.weights, "seed": config.seed, **settings})
-            for model in models
-        ]
+        unmatched = [pattern for pattern in config.finetune.get("per_model", {})
+                     if not any(fnmatch.fnmatchcase(model, pattern) for model in models)]
+        if unmatched:
+            raise SlurmError(f"config {config.path}: finetune per_model pattern(s) {unmatched} match none of "
+                             f"the run's models ({', '.join(models)})")
+        tasks = []
+        for model in models:
+            settings = {key: value for key, value in config.finetune_settings(model).items()
+                        if key not in PLAN_ONLY_KEYS}
+            tasks.append(Task("finetune", model, settings.get("head", "linear"), run_dir,
+                              config.runners["finetune"], {"weights": config.weights, "seed": config.seed,
+                                                           **settings}))
+        return tasks
     raise SlurmError(f"unknown kind {kind!r}; one of {KINDS}")
 
 

@@ -107,6 +107,22 @@ def test_finetune_tasks_are_one_per_model_with_the_config_settings(tmp_path):
     assert tasks[0].runner == "memprobe.slurm:finetune_task"
 
 
+def test_per_model_finetune_settings_override_the_section_for_matching_models(tmp_path):
+    settings = {"data": "lnsim", "head": "linear", "max_epochs": 2,
+                "per_model": {"toy:resnet*": {"frozen": True, "max_epochs": 100}}}
+    config = slurm.load_config(write_config(tmp_path, finetune=settings))
+    models = ["toy:resnet18", "toy:mobilenet_v3_small"]
+    resnet, mobilenet = slurm.expand_tasks(config, "finetune", models=models)
+    assert resnet.arguments == {"weights": "random", "seed": 0, "data": "lnsim", "head": "linear",
+                                "max_epochs": 100, "frozen": True}
+    assert mobilenet.arguments == {"weights": "random", "seed": 0, "data": "lnsim", "head": "linear",
+                                   "max_epochs": 2}
+    with pytest.raises(slurm.SlurmError, match=r"per_model pattern\(s\) \['toy:resnet\*'\] match none"):
+        slurm.expand_tasks(config, "finetune", models=["toy:mobilenet_v3_small"])
+    with pytest.raises(slurm.SlurmError, match="a mapping of model pattern"):
+        slurm.load_config(write_config(tmp_path, finetune={"per_model": {"toy:*": True}}))
+
+
 def test_a_finished_run_is_not_recomputed_and_a_broken_task_resumes_at_its_layer(finished_run, tmp_path):
     import shutil
 
