@@ -38,7 +38,8 @@ def memorability_brain_stats(
 
     One row per brain benchmark: Spearman ρ over all layers (of all models in the table) with a bootstrap
     95 % CI (layers; with several models, models then layers within models) and permutation p; and the
-    partial Spearman ρ controlling for relative depth (and for model identity when there are several models).
+    partial Spearman ρ controlling for relative depth (and for model identity when there are several models);
+    with several models also each control alone (``depth_partial_*``, ``model_partial_*``).
     """
     memorability = choose_memorability(table, memorability_benchmark, region_overrides)
     if brain_benchmarks is None:
@@ -62,17 +63,16 @@ def memorability_brain_stats(
         several = layers["model"].nunique() > 1
         x, y, groups = layers[memorability], layers[benchmark], layers["model"]
         raw = correlate(x, y, groups=groups, n_boot=n_boot, n_perm=n_perm, seed=seed)
-        partial = correlate(
-            x,
-            y,
-            covariates=layers["relative_depth"],
-            groups=groups,
-            control_groups=several,
-            n_boot=n_boot,
-            n_perm=n_perm,
-            seed=seed,
-            covariate_names=("relative depth",),
-        )
+        depth = layers["relative_depth"]
+        resampling = dict(groups=groups, n_boot=n_boot, n_perm=n_perm, seed=seed)
+        partial = correlate(x, y, covariates=depth, control_groups=several,
+                            covariate_names=("relative depth",), **resampling)
+        # Across models, which control takes the correlation away: depth alone, or model identity alone?
+        separate = {} if not several else {
+            **correlate(x, y, covariates=depth, covariate_names=("relative depth",),
+                        **resampling).as_dict("depth_partial_"),
+            **correlate(x, y, control_groups=True, **resampling).as_dict("model_partial_"),
+        }
         region = benchmark_region(benchmark, region_overrides)
         rows.append(
             {
@@ -83,6 +83,7 @@ def memorability_brain_stats(
                 "n_models": layers["model"].nunique(),
                 **raw.as_dict(),
                 **partial.as_dict("partial_"),
+                **separate,
                 "paper_rho": reference.paper_rho("2", region),
                 "n_boot": n_boot,
                 "n_perm": n_perm,

@@ -147,6 +147,11 @@ def test_depth_confound_raw_high_partial_near_zero():
         assert result.loc[benchmark, "partial_controls"] == "relative depth, model"
     assert result.loc[IT, "resampling"] == "models, then layers within models"
     assert result.loc[IT, "paper_rho"] == 0.82 and result.loc[IT, "n_models"] == 6
+    # Each control alone leaves what the other explains: the models' shared offsets (depth removed), the
+    # rise with depth inside every model (model removed).
+    assert result.loc[IT, "depth_partial_rho"] > 0.6
+    assert result.loc[IT, "depth_partial_controls"] == "relative depth"
+    assert result.loc[IT, "model_partial_rho"] > 0.85 and result.loc[IT, "model_partial_controls"] == "model"
 
 
 def test_one_model_stats_resample_layers_and_compare_with_paper():
@@ -154,6 +159,7 @@ def test_one_model_stats_resample_layers_and_compare_with_paper():
     assert list(result.index) == ["V4", "IT"]
     assert result.loc["IT", "ci_low"] < 6 / np.pi * np.arcsin(0.3) < result.loc["IT", "ci_high"]
     assert result.loc["IT", "partial_controls"] == "relative depth"
+    assert "model_partial_rho" not in result.columns  # one model: nothing to control between models
     assert result.loc["IT", "resampling"] == "layers"
     assert result.loc["V4", "paper_rho"] == 0.21
     assert result.loc["V4", "y"] == V4
