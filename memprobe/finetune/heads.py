@@ -37,9 +37,16 @@ def find_classifier(network: nn.Module) -> tuple[str, nn.Linear]:
             found = _final_linear(module, attribute)
             if found:
                 return found
+    # Converted graphs (onnx2torch) name modules after their nodes (``fc_Gemm``) and register them in
+    # graph order: there the last module with weights is the classifier when it is a linear one.
+    weighted = [(name, m) for name, m in network.named_modules()
+                if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    if weighted and isinstance(weighted[-1][1], nn.Linear):
+        return weighted[-1]
     raise ModelError(
-        f"{type(network).__name__}: no final linear classifier under {CLASSIFIER_ATTRIBUTES} or timm's "
-        "get_classifier(); replace its output layer yourself or add its name to CLASSIFIER_ATTRIBUTES"
+        f"{type(network).__name__}: no final linear classifier under {CLASSIFIER_ATTRIBUTES}, timm's "
+        "get_classifier() or as its last layer with weights; replace its output layer yourself or add its "
+        "name to CLASSIFIER_ATTRIBUTES"
     )
 
 

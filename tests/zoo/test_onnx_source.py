@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 from memprobe.cli import main
 from memprobe.errors import ModelError
 from memprobe.features import ActivationStore, extract, list_layers
+from memprobe.finetune.heads import penultimate_layer, replace_classifier
 from memprobe.zoo import get_spec, load_model
 from memprobe.zoo.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -103,6 +104,15 @@ def test_weights_shared_through_identity_nodes_convert(tmp_path):
     converted = load_model(f"onnx:{path}").network
     with torch.no_grad():
         torch.testing.assert_close(converted(images), network(images), atol=1e-4, rtol=1e-4)
+
+
+def test_fine_tuning_finds_the_converted_classifier(exported):
+    _, path = exported
+    network = load_model(f"onnx:{path}").network
+    assert replace_classifier(network) == "fc_Gemm"
+    images = torch.randn(2, 3, SIZE, SIZE)
+    assert network.eval()(images).shape == (2, 1)
+    assert penultimate_layer(network, images) == "Flatten"
 
 
 def test_random_weights_keep_the_layers_and_change_the_outputs(exported):
