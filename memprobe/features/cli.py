@@ -9,7 +9,8 @@ def register(subparsers) -> None:
     layers = subparsers.add_parser("layers", help="list a model's layers: output shape, units, skipped count")
     layers.add_argument("model", metavar="MODEL", help="model identifier, e.g. resmem:resnet152")
     layers.add_argument(
-        "--weights", default="random", help="random (default; enough to see the layers), pretrained or a path"
+        "--weights", help="random (the default: enough to see the layers), pretrained (the default with "
+        "--distinct: which outputs repeat another's values depends on the weights, as in a sweep) or a path"
     )
     layers.add_argument("--min-units", type=int, default=24, help="skip layers with fewer units (default 24)")
     layers.add_argument("--distinct", action="store_true",
@@ -21,7 +22,7 @@ def register(subparsers) -> None:
 def run_layers(args) -> int:
     from memprobe.zoo import load_model
 
-    model = load_model(args.model, weights=args.weights)
+    model = load_model(args.model, weights=args.weights or ("pretrained" if args.distinct else "random"))
     listing = list_layers(model, min_units=args.min_units, distinct=args.distinct)
     table = listing.frame()
     table["relative_depth"] = table["relative_depth"].map("{:.3f}".format)

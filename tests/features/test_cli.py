@@ -21,3 +21,18 @@ def test_layers_command_prints_names_shapes_units_and_skipped_count(capsys):
 def test_layers_command_unknown_model_suggests_names(capsys):
     assert main(["layers", "torchvision:resnet5"]) == 1
     assert "unknown model 'torchvision:resnet5'" in capsys.readouterr().err
+
+
+def test_distinct_listing_is_the_one_a_sweep_of_the_pretrained_model_scores(capsys):
+    """Which outputs repeat another's values depends on the weights (MobileNetV3-Small's last pooling repeats
+    its input's values with random weights, not with the pretrained ones): `--distinct` lists what a sweep
+    of the pretrained network scores."""
+    from memprobe.features import list_layers
+    from memprobe.zoo import load_model
+
+    assert main(["layers", "tflite:mobilenet_v3_small", "--distinct"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]]
+    swept = list_layers(load_model("tflite:mobilenet_v3_small", weights="pretrained"), distinct=True)
+    assert listed == swept.names
+    random = list_layers(load_model("tflite:mobilenet_v3_small", weights="random"), distinct=True)
+    assert swept.names != random.names
