@@ -48,6 +48,13 @@ def register(subparsers) -> None:
         help="penultimate layer of a model, where the automatic rule is wrong (repeatable)",
     )
     parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="leave out models matching this pattern (shell-style, e.g. 'resmem:*'; repeatable)",
+    )
+    parser.add_argument(
         "--value", choices=["auto", "raw", "ceiled"], default="auto", help="score column used"
     )
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -69,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.top1 and results.top1 is None:
         raise DataError(f"{args.top1} has no columns model, top1; give a CSV with ImageNet top-1 per model.")
     print(f"read {results.describe()}")
+    if args.exclude:
+        results = results.without(args.exclude)
+        print(f"without {', '.join(args.exclude)}")
     options = Options(
         value=args.value,
         memorability=args.memorability,

@@ -9,8 +9,9 @@ Three kinds of CSV feed the analyses, recognised by their columns:
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,29 @@ class Results:
         if not any(self.sources.values()):
             return "no result tables"
         return "; ".join(f"{kind}: {', '.join(files)}" for kind, files in self.sources.items() if files)
+
+    def without(self, patterns: Iterable[str]) -> Results:
+        """These results less every model matching a shell-style pattern (e.g. a network trained for
+        memorability, in an analysis of ImageNet networks); a pattern that matches no model is an error."""
+        patterns = list(patterns)
+
+        def kept(models: Iterable[str]) -> list[bool]:
+            return [not any(fnmatch.fnmatchcase(model, p) for p in patterns) for model in models]
+
+        models = set()
+        for table in (self.scores, self.finetune):
+            models |= set() if table is None else set(table["model"])
+        models |= set() if self.top1 is None else set(self.top1.index)
+        unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(m, p) for m in models)]
+        if unmatched:
+            listing = ", ".join(sorted(models))
+            raise DataError(f"{', '.join(unmatched)} matches none of the models ({listing})")
+        return replace(
+            self,
+            scores=None if self.scores is None else self.scores[kept(self.scores["model"])],
+            finetune=None if self.finetune is None else self.finetune[kept(self.finetune["model"])],
+            top1=None if self.top1 is None else self.top1[kept(self.top1.index)],
+        )
 
 
 def _table_kind(columns: Iterable[str]) -> str | None:

@@ -74,3 +74,12 @@ def test_analyze_errors_name_what_is_missing(zoo_folder, tmp_path, capsys):
     folds = str(zoo_folder / "finetune.csv")
     assert main(["analyze", scores_only, "--top1", folds, "--figure", "4", "--out", str(tmp_path)]) == 1
     assert "has no columns model, top1" in capsys.readouterr().err
+
+
+def test_analyze_can_leave_models_out(zoo_folder, tmp_path, capsys):
+    assert main(["analyze", str(zoo_folder), "--figure", "S1", "--exclude", "toy:zoo[0-2]",
+                 "--out", str(tmp_path), *FAST]) == 0
+    assert "without toy:zoo[0-2]" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "statistics.csv")["n"].tolist() == [5]  # 8 models, 3 left out
+    assert main(["analyze", str(zoo_folder), "--exclude", "resmem:*", "--out", str(tmp_path), *FAST]) == 1
+    assert "resmem:* matches none of the models (toy:zoo0, toy:zoo1" in capsys.readouterr().err
