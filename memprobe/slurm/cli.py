@@ -46,6 +46,8 @@ def register(subparsers) -> None:
     collect = subparsers.add_parser("collect", help="merge the tasks' tables of a finished run into one")
     collect.add_argument("dir")
     collect.add_argument("--kind", choices=slurm.KINDS, default="sweep")
+    collect.add_argument("--partial", action="store_true",
+                         help="while the run goes on: merge the models whose tasks have all finished")
     collect.set_defaults(func=_collect)
 
     plan = subparsers.add_parser("plan", help="estimated GPU-hours, memory and disk for a config")
@@ -114,9 +116,12 @@ def _status(args) -> int:
 
 
 def _collect(args) -> int:
-    table = slurm.collect(args.dir, args.kind)
-    print(f"{len(table)} rows from {table['model'].nunique() if 'model' in table else '?'} models "
-          f"→ {args.dir}/{args.kind}_scores.csv")
+    table = slurm.collect(args.dir, args.kind, partial=args.partial)
+    models = table["model"].nunique() if "model" in table else "?"
+    print(f"{len(table)} rows from {models} models → {args.dir}/{args.kind}_scores.csv")
+    if args.partial:
+        total = len({task.model for task in slurm.recorded_tasks(args.dir, args.kind)})
+        print(f"partial: {models} of {total} models have finished; collect again when the run has")
     return 0
 
 

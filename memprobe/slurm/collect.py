@@ -15,12 +15,20 @@ from memprobe.slurm.tasks import recorded_tasks
 ROW_KEY_COLUMNS = ("model", "weights", "layer", "call_index", "benchmark", "fold", "split")
 
 
-def collect(run_dir: str | os.PathLike, kind: str = "sweep", write: bool = True) -> pd.DataFrame:
-    """Concatenate every task's table; error naming the missing tasks or the duplicated rows."""
+def collect(run_dir: str | os.PathLike, kind: str = "sweep", write: bool = True,
+            partial: bool = False) -> pd.DataFrame:
+    """Concatenate every task's table; error naming the missing tasks or the duplicated rows.
+    ``partial``: while a long run goes on, the tables of the models whose tasks have all finished (an
+    interim table; an error when no model has)."""
     run_dir = Path(run_dir).resolve()
     tasks = recorded_tasks(run_dir, kind)
     missing = [task.key for task in tasks if not task.is_done()]
-    if missing:
+    if partial:
+        unfinished = {task.model for task in tasks if not task.is_done()}
+        tasks = [task for task in tasks if task.model not in unfinished]
+        if not tasks:
+            raise SlurmError(f"{run_dir}: no model has finished all its {kind} tasks yet")
+    elif missing:
         raise SlurmError(f"{run_dir}: {len(missing)} of {len(tasks)} tasks have no result: "
                          f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; "
                          f"`memprobe status {run_dir}` says why, `memprobe submit {kind}` reruns them")

@@ -145,6 +145,26 @@ def test_a_finished_run_is_not_recomputed_and_a_broken_task_resumes_at_its_layer
                                   slurm.collect(finished_run.out, write=False), check_exact=True)
 
 
+def test_partial_collect_merges_the_models_whose_tasks_have_all_finished(finished_run, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(finished_run.out, tmp_path / "run")
+    whole = slurm.collect(tmp_path / "run", write=False)
+    unfinished = next(t for t in slurm.recorded_tasks(tmp_path / "run", "sweep") if t.model == "toy:resnet18")
+    unfinished.done_path.unlink()
+    with pytest.raises(slurm.SlurmError, match="1 of 4 tasks have no result"):
+        slurm.collect(tmp_path / "run")
+    assert main(["collect", str(tmp_path / "run"), "--partial"]) == 0
+    assert "partial: 1 of 2 models have finished" in capsys.readouterr().out
+    interim = pd.read_csv(tmp_path / "run" / "sweep_scores.csv")
+    expected = whole[whole["model"] == "toy:mobilenet_v3_small"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(interim, expected, check_dtype=False)
+    for task in slurm.recorded_tasks(tmp_path / "run", "sweep"):
+        task.done_path.unlink(missing_ok=True)
+    with pytest.raises(slurm.SlurmError, match="no model has finished all its sweep tasks yet"):
+        slurm.collect(tmp_path / "run", partial=True)
+
+
 def test_collect_names_missing_tasks_and_duplicated_rows(finished_run, tmp_path):
     import shutil
 
