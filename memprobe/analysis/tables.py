@@ -115,7 +115,9 @@ def load_results(paths: Iterable[str | Path]) -> Results:
     if found["scores"]:
         results.scores = check_scores(pd.concat(found["scores"], ignore_index=True))
     if found["finetune"]:
-        results.finetune = pd.concat(found["finetune"], ignore_index=True)
+        finetune = pd.concat(found["finetune"], ignore_index=True)
+        # `memprobe finetune` and `collect` add summary rows (fold "mean", "overall") below the folds
+        results.finetune = finetune[pd.to_numeric(finetune["fold"], errors="coerce").notna()]
         _check_unique(results.finetune, ["model", "fold"], "fine-tune")
     if found["top1"]:
         top1 = pd.concat(found["top1"], ignore_index=True).drop_duplicates("model", keep="last")

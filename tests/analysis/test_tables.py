@@ -68,12 +68,14 @@ def test_load_results_sorts_tables_by_columns(tmp_path):
     scores.to_csv(tmp_path / "scores.csv", index=False)
     scores.assign(split=0).to_csv(tmp_path / "scores_per_split.csv", index=False)
     (tmp_path / "ft").mkdir()
-    finetune.to_csv(tmp_path / "ft" / "folds.csv", index=False)
+    summary_rows = pd.DataFrame({"model": "toy:zoo0", "fold": ["mean", "overall"], "spearman": 0.9})
+    pd.concat([finetune, summary_rows]).to_csv(tmp_path / "ft" / "folds.csv", index=False)
     top1.to_csv(tmp_path / "top1.csv", index=False)
     pd.DataFrame({"unrelated": [1]}).to_csv(tmp_path / "notes.csv", index=False)
     results = load_results([tmp_path])
     assert len(results.scores) == len(scores)  # the per-split table is not mixed in
     assert results.finetune["model"].nunique() == 4
+    assert len(results.finetune) == len(finetune)  # the folds only, without the summary rows
     assert results.top1.index.tolist() == top1["model"].tolist()
     assert results.sources["finetune"] == [str(tmp_path / "ft" / "folds.csv")]
 
