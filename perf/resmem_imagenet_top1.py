@@ -8,7 +8,7 @@ on these likely training images). Also reports top-5 and how many distinct class
 ``--normalised`` also the same with ImageNet mean/std added (ResMem feeds its backbone raw [0, 1]
 pixels; torchvision trained it on normalised ones).
 
-    python benchmarks/resmem_imagenet_top1.py [--normalised]
+    python perf/resmem_imagenet_top1.py [--normalised]
     # writes results/benchmarks/resmem_imagenet_top1.txt
 """
 

@@ -267,6 +267,6 @@ def resmem_spec(name: str) -> ModelSpec:
         builder=builders[name],
         preprocessing=RESMEM_PREPROCESSING,
         top1=None,
-        top1_source="none published (ResMem predicts memorability); see benchmarks/resmem_imagenet_top1.py",
+        top1_source="none published (ResMem predicts memorability); see perf/resmem_imagenet_top1.py",
         weights=RESMEM_WEIGHTS,
     )

@@ -38,13 +38,14 @@ def test_all_figure_notebooks_are_tested():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_on_the_committed_results(name, monkeypatch):
+def test_notebook_runs_on_the_committed_study(name, monkeypatch):
     monkeypatch.delenv("MEMPROBE_RESULTS", raising=False)
     outputs = execute(name)
     text = text_of(outputs)
-    assert f"../results: {load_results([NOTEBOOKS.parent / 'results']).describe()}" in text
+    study = load_results([NOTEBOOKS.parent / "results" / "offline"])
+    assert f"../results/offline: {study.describe()}" in text
     # Either it draws, or it says what the committed tables lack.
-    assert images_in(outputs) > 0 or "Not drawable from ../results yet." in text
+    assert images_in(outputs) > 0 or "Not drawable from ../results/offline yet." in text
 
 
 @pytest.mark.slow
