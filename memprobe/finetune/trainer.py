@@ -75,6 +75,12 @@ def _autocast(device: str):
     return torch.autocast("cpu", enabled=False)
 
 
+def _to_device(inputs: torch.Tensor, device: str) -> torch.Tensor:
+    """A batch on ``device``; image batches channels-last, the layout the model's convolutions train in."""
+    inputs = inputs.to(device, non_blocking=True)
+    return inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs
+
+
 def predict_loader(model: nn.Module, loader: DataLoader, device: str) -> tuple[list, np.ndarray, np.ndarray]:
     model.eval()
     ids, predictions, targets = [], [], []
@@ -83,7 +89,7 @@ def predict_loader(model: nn.Module, loader: DataLoader, device: str) -> tuple[l
             if inputs is None:
                 continue
             with _autocast(device):
-                output = model(inputs.to(device, non_blocking=True))
+                output = model(_to_device(inputs, device))
             ids += batch_ids
             predictions.append(output.float().reshape(len(batch_ids)).cpu().numpy())
             targets.append(batch_targets.numpy())
@@ -120,7 +126,9 @@ def train_fold(
                           collate_fn=collate, pin_memory=on_cuda, num_workers=int(os.environ.get(
                               "MEMPROBE_LOADER_WORKERS", "0")))
 
-    model = model.to(device)
+    # Channels-last convolutions train 1.1-1.6x faster on CPU (perf/finetune_channels_last.py), and are
+    # what GPU convolutions prefer under autocast.
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = recipe.build_optimizer(model.parameters())
     scheduler = recipe.build_scheduler(optimizer)
     state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "stale": 0, "stopped": False, "skipped": []}
@@ -147,7 +155,7 @@ def train_fold(
             state["skipped"] += skipped
             if inputs is None:
                 continue
-            inputs = inputs.to(device, non_blocking=True)
+            inputs = _to_device(inputs, device)
             targets = targets.to(device, non_blocking=True)
             with _autocast(device):
                 output = model(inputs).float().reshape(len(targets))
