@@ -146,7 +146,9 @@ def memorability_vs_brain(
         )
         sns.regplot(data=layers, x=benchmark, y=memorability, scatter=False, ci=None, color="black", ax=axis)
         row = stats.loc[benchmark]
-        paper = "" if pd.isna(row["paper_rho"]) else f"\npaper ({row['region']}): ρ = {row['paper_rho']:.2f}"
+        paper = ""
+        if pd.notna(row["paper_rho"]):
+            paper = f"\npaper ({row['paper_region']}): ρ = {row['paper_rho']:.2f}"
         axis.set_title(
             f"{_label(benchmark, region_overrides)}, {int(row['n'])} layers\n{_format_correlation(row)}\n"
             f"partial | {row['partial_controls']}:\n{_format_correlation(row, 'partial_')}{paper}",

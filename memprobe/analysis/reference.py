@@ -44,6 +44,14 @@ def paper_rho(figure: str, region: str | None = None) -> float | None:
     return float(rows["rho"].iloc[0]) if len(rows) == 1 else None
 
 
+def paper_region(region: str | None) -> str | None:
+    """The region of the paper's Figure 2 to set beside ours: the same one, or for a macaque RSA benchmark
+    (``IT (RSA)``) the region the paper measured by PLS (``IT``); None where the paper has none (human)."""
+    if region is None or region.startswith("human "):
+        return None
+    return region.removesuffix(" (RSA)")
+
+
 def published_models() -> pd.DataFrame:
     """Table S2's published models: model, spearman."""
     return pd.DataFrame(_PUBLISHED_MODELS, columns=["model", "spearman"])

@@ -147,6 +147,8 @@ def test_depth_confound_raw_high_partial_near_zero():
         assert result.loc[benchmark, "partial_controls"] == "relative depth, model"
     assert result.loc[IT, "resampling"] == "models, then layers within models"
     assert result.loc[IT, "paper_rho"] == 0.82 and result.loc[IT, "n_models"] == 6
+    # Beside the IT RSA benchmark: the paper's IT, which it measured by PLS
+    assert (result.loc[IT_RSA, "paper_region"], result.loc[IT_RSA, "paper_rho"]) == ("IT", 0.82)
     # Each control alone leaves what the other explains: the models' shared offsets (depth removed), the
     # rise with depth inside every model (model removed).
     assert result.loc[IT, "depth_partial_rho"] > 0.6
