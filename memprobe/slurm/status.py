@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,18 @@ def scheduler_states(job_ids: Iterable[str]) -> dict[str, str]:
     return states
 
 
+def _unsubmitted(task: Task) -> str:
+    """A task never submitted to the scheduler may have been started here (``--here``): say when its work
+    folder last changed, so a run in progress (or stopped) is told from one not begun."""
+    files = [path for path in (task.directory / "work").rglob("*") if path.is_file()]
+    if not files:
+        return "never submitted"
+    last = max(path.stat().st_mtime for path in files)
+    minutes = (time.time() - last) / 60
+    return (f"never submitted; started here (--here): {len(files)} work files, the last written "
+            f"{minutes:.0f} min ago")
+
+
 def task_states(run_dir: str | os.PathLike, kind: str = "sweep") -> list[TaskStatus]:
     run_dir = Path(run_dir).resolve()
     return states_of(run_dir, recorded_tasks(run_dir, kind))
@@ -72,7 +85,7 @@ def states_of(run_dir: Path, tasks: list[Task]) -> list[TaskStatus]:
         if task.is_done():
             report.append(TaskStatus(task, "done", job))
         elif job is None:
-            report.append(TaskStatus(task, "pending", None, "never submitted"))
+            report.append(TaskStatus(task, "pending", None, _unsubmitted(task)))
         elif job in states and states[job] in ("RUNNING", "COMPLETING", "CONFIGURING"):
             report.append(TaskStatus(task, "running", job, states[job]))
         elif job in states and states[job] in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "SUSPENDED"):

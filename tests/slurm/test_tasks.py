@@ -193,8 +193,14 @@ def test_status_without_scheduler_reports_done_and_never_submitted(finished_run,
     shutil.copytree(finished_run.out, tmp_path / "run")
     tasks = slurm.recorded_tasks(tmp_path / "run", "sweep")
     tasks[0].done_path.unlink()
+    shutil.rmtree(tasks[0].directory / "work")
     states = {entry.task.key: (entry.state, entry.detail) for entry in slurm.task_states(tmp_path / "run")}
     assert states[tasks[0].key] == ("pending", "never submitted")
+    (tasks[0].directory / "work" / "cells").mkdir(parents=True)
+    (tasks[0].directory / "work" / "cells" / "a.json").write_text("{}")
+    states = {entry.task.key: (entry.state, entry.detail) for entry in slurm.task_states(tmp_path / "run")}
+    started = "never submitted; started here (--here): 1 work files, the last written 0 min ago"
+    assert states[tasks[0].key] == ("pending", started)
     assert [state for state, _ in states.values()].count("done") == 3
     assert main(["status", str(tmp_path / "run")]) == 0
     assert "3 done, 0 running, 1 pending, 0 failed of 4 sweep tasks" in capsys.readouterr().out
