@@ -31,6 +31,7 @@ import yaml
 from submitit.helpers import Checkpointable
 
 from memprobe.atomic import write_text
+from memprobe.errors import MemprobeError
 from memprobe.naming import safe_name
 from memprobe.slurm.config import (
     KINDS,
@@ -221,12 +222,24 @@ def recorded_tasks(run_dir: str | os.PathLike, kind: str) -> list[Task]:
 
 
 def run_here(config: RunConfig, kind: str = "sweep") -> list[str]:
-    """Run every task in this process, in order: the no-cluster path, and the reference for the tests."""
+    """Run every task in this process, in order: the no-cluster path, and the reference for the tests.
+    A task that fails with a memprobe error (bad input, a diverged training) does not stop the ones after
+    it, as in a job array; the failures are raised together at the end."""
     from tqdm import tqdm
 
     tasks = prepare_run(config, kind)
     record_run(config, kind, tasks)
-    return [task() for task in tqdm(tasks, desc=f"{kind} tasks", unit="task")]
+    lines, failures = [], []
+    for task in tqdm(tasks, desc=f"{kind} tasks", unit="task"):
+        try:
+            lines.append(task())
+        except MemprobeError as error:
+            failures.append(f"{task.key}: {error}")
+            lines.append(f"{task.key}: FAILED")
+    if failures:
+        raise SlurmError(f"{len(failures)} of {len(tasks)} {kind} tasks failed (the others ran):\n"
+                         + "\n".join(failures))
+    return lines
 
 
 def run_index(config: RunConfig, kind: str, index: int) -> str:

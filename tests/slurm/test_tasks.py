@@ -226,6 +226,15 @@ def test_a_resubmission_may_change_the_budget_and_resources_only(finished_run, t
         slurm.run_here(slurm.load_config(write_config(tmp_path, max_store_gb=3, reducer={"name": "srp"})))
 
 
+def test_a_failing_task_here_does_not_stop_the_others(tmp_path):
+    config = slurm.load_config(write_config(tmp_path, options={"fail_for": "toy:resnet18"}))
+    with pytest.raises(slurm.SlurmError, match=r"2 of 4 sweep tasks failed \(the others ran\):\n"
+                                               r"sweep/toy:resnet18/lnsim: toy:resnet18: made to fail"):
+        slurm.run_here(config)
+    done = [task.key for task in slurm.recorded_tasks(config.out, "sweep") if task.is_done()]
+    assert done == ["sweep/toy:mobilenet_v3_small/lnsim", "sweep/toy:mobilenet_v3_small/v4"]
+
+
 def test_runner_must_return_a_table(tmp_path):
     task = slurm.Task("sweep", "m", "p", str(tmp_path), "builtins:dict")
     with pytest.raises(slurm.SlurmError, match="returned dict, expected a non-empty pandas DataFrame"):

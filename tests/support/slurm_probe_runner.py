@@ -29,6 +29,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import KFold
 
 from memprobe.atomic import write_text
+from memprobe.errors import ModelError
 
 MODELS = {
     "toy:resnet18": ("resnet18", ["layer1", "layer2", "layer3", "layer4"]),
@@ -98,7 +99,11 @@ def _score(features: np.ndarray, targets: np.ndarray, memorability: bool) -> flo
                             for j in range(targets.shape[1])]))
 
 
-def run_sweep(model, out, benchmarks, weights, layers, reducer, subset, seed, delay_s=0.0) -> pd.DataFrame:
+def run_sweep(model, out, benchmarks, weights, layers, reducer, subset, seed, delay_s=0.0,
+              fail_for=None) -> pd.DataFrame:
+    """``fail_for``: a model whose tasks fail with a memprobe error (for the tests of failing tasks)."""
+    if model == fail_for:
+        raise ModelError(f"{model}: made to fail")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # the same arithmetic in every process, so tables compare exactly
