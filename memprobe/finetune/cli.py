@@ -29,6 +29,8 @@ def register(subparsers) -> None:
                           help="keep the backbone fixed: cache its features once, train the head on them")
     finetune.add_argument("--weights", default="pretrained", help="pretrained, random or a state-dict file")
     finetune.add_argument("--max-epochs", type=int, help="cap the recipe's number of epochs")
+    finetune.add_argument("--clip-grad-norm", type=float,
+                          help="cap the gradients' global norm before each step (default: none)")
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--device", help="cpu, cuda, cuda:1 (default $MEMPROBE_DEVICE or CUDA if present)")
     finetune.add_argument("--skip-bad-images", action="store_true",
@@ -56,7 +58,7 @@ def run_finetune(args) -> int:
     _, metrics = finetune(
         args.model, data=args.data, head=args.head, recipe=args.recipe, folds=args.folds, out=args.out,
         seed=args.seed, device=args.device, frozen=args.frozen, weights=args.weights,
-        max_epochs=args.max_epochs,
+        max_epochs=args.max_epochs, clip_grad_norm=args.clip_grad_norm,
         on_decode_error="skip" if args.skip_bad_images else "raise",
     )
     print(metrics.to_string(index=False))

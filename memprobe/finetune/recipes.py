@@ -41,6 +41,7 @@ class Recipe:
     phases: tuple[Phase, ...] = field(default_factory=tuple)
     patience: int | None = None  # early stopping on validation Spearman; None trains max_epochs
     augment: bool = True
+    clip_grad_norm: float | None = None  # the gradients' global L2 norm capped at this before each step
     folds: int = 5
     attention_penalty: float = 0.0  # AMNet's weight on the cumulative-attention penalty
 

@@ -46,6 +46,7 @@ def finetune(
     frozen: bool = False,
     weights: str = "pretrained",
     max_epochs: int | None = None,
+    clip_grad_norm: float | None = None,
     on_decode_error: str = "raise",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,10 +54,14 @@ def finetune(
 
     ``frozen``: keep the pretrained backbone fixed, cache its features once and train only the head on
     them (no augmentation) — the fast path for CPUs. ``weights``: as for ``memprobe.zoo.load_model``.
+    ``max_epochs``, ``clip_grad_norm``: override the recipe's (a network whose batch norms are folded into
+    its convolutions, as in an exported graph, can need its gradients capped to train at the recipe's rate).
     """
     recipe_ = get_recipe(recipe or DEFAULT_RECIPE.get(head, "paper"))
     if max_epochs:
         recipe_ = recipe_.replace(max_epochs=max_epochs)
+    if clip_grad_norm:
+        recipe_ = recipe_.replace(clip_grad_norm=clip_grad_norm)
     device = default_device(device)
     stimuli, scores, official = load_scored_data(data)
     split = official[:folds] if official else kfold_splits(list(scores.index), n_folds=folds, seed=seed)

@@ -170,6 +170,8 @@ def train_fold(
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if recipe.clip_grad_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad_norm)
             optimizer.step()
             losses.append(loss.item())
         scheduler.step()

@@ -134,9 +134,10 @@ def finetune_task(model: str, out: Path, weights: str, seed: int, **settings) ->
     from memprobe.finetune.run import finetune
 
     _, metrics = finetune(model, out=out, weights=weights, seed=seed, progress=False, **settings)
+    recorded = {key: settings.get(key) for key in ("max_epochs", "clip_grad_norm")}
     return metrics.assign(model=model, head=settings.get("head", "linear"),
                           data=settings.get("data", "lnsim"), frozen=bool(settings.get("frozen", False)),
-                          max_epochs=settings.get("max_epochs"))
+                          **recorded)
 
 
 def expand_tasks(config: RunConfig, kind: str = "sweep", models: list[str] | None = None) -> list[Task]:

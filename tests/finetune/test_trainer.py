@@ -151,6 +151,16 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkp
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
 
 
+def test_gradient_clipping_keeps_a_too_fast_recipe_from_diverging(tmp_path):
+    train, validation, test = datasets()
+    too_fast = RECIPE.replace(lr=200.0, max_epochs=3)
+    with pytest.raises(TrainingDiverged):
+        train_fold(tiny_cnn(), train, validation, test, too_fast, tmp_path / "free", progress=False)
+    result = train_fold(tiny_cnn(), train, validation, test, too_fast.replace(clip_grad_norm=1e-3),
+                        tmp_path / "clipped", progress=False)
+    assert np.isfinite(result.predictions["prediction"]).all()
+
+
 def test_checkpoint_from_another_architecture_is_refused_with_a_summary(tmp_path):
     train, validation, test = datasets()
     train_fold(tiny_cnn(), train, validation, test, RECIPE.replace(max_epochs=1), tmp_path, progress=False)
