@@ -28,6 +28,8 @@ A sweep task is one model × one stimulus set of N images (or all of them, N the
   the components (units × k × 4 bytes) count in the group's store, and are freed with it. Projecting a
   batch reads every projected layer's components from the store, at ``COMPONENT_READ_BYTES_PER_S``
   (ASSUMED), so each pass adds ⌈N / batch_size⌉ × their bytes / that rate.
+- Distinct layers (the config's ``distinct_layers``): not known before the pretrained weights are
+  loaded, so every layer counts, and the plan is an upper bound (a note says so).
 - Scoring: every layer × benchmark's PLS fits (:func:`memprobe.slurm.pls_cost.benchmark_fits`) at the
   GPU's fitted timing, or the CPU's where the config's options say ``pls_device: cpu``.
 - Memory: the model's measured peak + ``HOST_OVERHEAD_GB`` (ASSUMED: CUDA context, loaders) + the
@@ -286,6 +288,10 @@ def _notes(facts: Measurements, cpus_per_task: int, config: RunConfig,
     notes.append(f"PLS: {pls.per_fit_s:.3f} s per fit + {pls.per_fold_s:.3f} s per fold + multiply-adds "
                  f"(memprobe's cost model) at {pls.multiply_adds_per_s / 1e9:.0f} G/s, {pls.basis}; assumed "
                  "to hold beyond those sizes")
+    if config.options.get("distinct_layers"):
+        notes.append("upper bound: the config sets distinct_layers, and which layers repeat an earlier one's "
+                     "values depends on the weights the run loads, not the random ones measured; every "
+                     "layer is counted (`memprobe layers MODEL --distinct --show-skipped` lists the skipped)")
     if hasattr(reducer, "layers_to_fit"):
         batch_size = config.options.get("batch_size", DEFAULT_BATCH_SIZE)
         notes.append(

@@ -283,6 +283,12 @@ def test_plan_groups_layers_under_the_store_budget_as_the_sweep_does(tmp_path):
     assert task["basis"] == "layers: measured; gpu_rate: measured"
     assert "assumed" in table.set_index("task").loc["toy:mobilenet_v3_small/v4", "basis"]
     assert any(note.startswith("measured: every model's layers") for note in notes)
+    assert not any(note.startswith("upper bound") for note in notes)
+    distinct = slurm.load_config(write_config(tmp_path, reducer="srp:1000",
+                                              options={"distinct_layers": True}))
+    distinct_table, distinct_notes = plan(distinct, measurements=_measurements(), cpus_per_task=8)
+    assert distinct_table.set_index("task").loc["toy:resnet18/lnsim", "layers"] == task["layers"]
+    assert any(note.startswith("upper bound: the config sets distinct_layers") for note in distinct_notes)
 
     unlimited = plan(slurm.load_config(write_config(tmp_path, reducer="srp:1000")),
                      measurements=_measurements())[0].set_index("task").loc["toy:resnet18/lnsim"]
