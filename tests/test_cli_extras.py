@@ -12,10 +12,11 @@ import pytest
 
 from memprobe import cli
 from memprobe.cli import OPTIONAL_PACKAGES, main
+from memprobe.config import data_root
 from memprobe.zoo import cli as zoo_cli
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE = str(REPO.parent / "shared" / "data" / "lnsim" / "Image_data" / "0001.jpg")
+IMAGE = str(data_root() / "lnsim" / "Image_data" / "0001.jpg")
 # Distributions whose import name is not their normalised name.
 IMPORT_NAMES = {"grad-cam": "pytorch_grad_cam"}
 
