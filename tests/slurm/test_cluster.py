@@ -181,9 +181,15 @@ def test_preempted_task_is_requeued_and_resumes_from_its_layer_results(tmp_path,
     while len(computed(task)) < 1:
         assert time.time() < deadline, f"job {job_id} never got going: {_scontrol(job_id)}"
         time.sleep(0.2)
-    # What SLURM does on preemption: SIGTERM, then the signal submitit asked for (USR2) to checkpoint.
-    for signal in ("TERM", "USR2"):
-        subprocess.run(["scancel", f"--signal={signal}", job_id], check=True)
+    # What SLURM does on preemption: SIGTERM, then the signal submitit asked for (USR2) to checkpoint. USR2
+    # goes once the task has handled the TERM: a TERM relayed late (a loaded machine) would also reach, and
+    # kill, the `scontrol requeue` that submitit's USR2 handler runs.
+    subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
+    log = tmp_path / "run" / "logs" / job_id / f"{job_id}_0_log.err"
+    while not (log.is_file() and "Bypassing signal SIGTERM" in log.read_text()):
+        assert time.time() < deadline, f"job {job_id} never handled its SIGTERM: {_scontrol(job_id)}"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
     requeued = ("Restarts=1", "JobState=PENDING", "Reason=BeginTime")
     while not all(field in _scontrol(job_id) for field in requeued):
         assert time.time() < deadline, f"job {job_id} was not requeued: {_scontrol(job_id)}"
