@@ -16,6 +16,7 @@ results/offline/tasks/finetune/*/linear/work (rerunning that command recreates t
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from pathlib import Path
 
@@ -32,11 +33,11 @@ from memprobe.finetune.data import ImageScores, collate, kfold_splits
 from memprobe.finetune.models import build_image_model
 from memprobe.finetune.run import load_scored_data
 from memprobe.finetune.trainer import predict_loader
-from memprobe.naming import safe_name
+from memprobe.slurm import recorded_tasks
 from memprobe.zoo import load_model
 
 REPO = Path(__file__).resolve().parents[1]
-TASKS = REPO / "results" / "offline" / "tasks" / "finetune"
+RUN = REPO / "results" / "offline"
 OUTPUT = REPO / "results" / "benchmarks" / "finetune_batchnorm_statistics.txt"
 MODELS = ["efficientnet_lite:b0", "efficientnet_lite:b1", "efficientnet_lite:b2", "resmem:resnet152",
           "tflite:mobilenet_v2_1.0_224", "tflite:hardnet39ds"]
@@ -57,6 +58,10 @@ def recompute_batchnorm_statistics(network: nn.Module, loader: DataLoader) -> in
     return len(norms)
 
 
+def image_loader(stimuli, scores, transform, ids) -> DataLoader:
+    return DataLoader(ImageScores(stimuli, scores, ids, transform), batch_size=32, collate_fn=collate)
+
+
 def score(network, loader) -> tuple[float, float, float]:
     """Spearman, MSE and the predictions' standard deviation (the targets': 0.14)."""
     _, predicted, target = predict_loader(network, loader, "cpu")
@@ -69,23 +74,20 @@ def main() -> None:
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("MEMPROBE_THREADS", "2")))
-    stimuli, scores, _ = load_scored_data("lnsim")
-    folds = kfold_splits(list(scores.index), n_folds=5, seed=0)
+    tasks = {task.model: task for task in recorded_tasks(RUN, "finetune")}
     rows = []
     for identifier in args.models:
-        committed = pd.read_csv(TASKS / safe_name(identifier) / "linear" / "scores.csv").set_index("fold")
+        task, settings = tasks[identifier], tasks[identifier].arguments
+        stimuli, scores, _ = load_scored_data(settings["data"])
+        folds = kfold_splits(list(scores.index), n_folds=settings["folds"], seed=settings["seed"])
+        committed = pd.read_csv(task.table_path).set_index("fold")
         for k in args.folds:
-            checkpoint = TASKS / safe_name(identifier) / "linear" / "work" / f"fold_{k}" / "best.pt"
-            torch.manual_seed(k)  # as the trainer seeds fold k's model (its fresh head) before building it
-            loaded = load_model(identifier, weights="pretrained", seed=0)
-            network, _ = build_image_model(loaded, "linear")
+            checkpoint = task.directory / "work" / f"fold_{k}" / "best.pt"
+            torch.manual_seed(settings["seed"] + k)  # as the trainer seeds fold k's model (its fresh head)
+            loaded = load_model(identifier, weights=settings["weights"], seed=settings["seed"])
+            network, _ = build_image_model(loaded, settings["head"])
             network = network.to(memory_format=torch.channels_last)
-            transform = loaded.preprocessing.transform()
-
-            def loader(ids, transform=transform):
-                return DataLoader(ImageScores(stimuli, scores, ids, transform), batch_size=32,
-                                  collate_fn=collate)
-
+            loader = functools.partial(image_loader, stimuli, scores, loaded.preprocessing.transform())
             untrained = score(network, loader(folds[k].test))
             load_weights(network, load_checkpoint(checkpoint)["model"], str(checkpoint))
             as_trained = score(network, loader(folds[k].test))
