@@ -97,7 +97,7 @@ def states_of(run_dir: Path, tasks: list[Task]) -> list[TaskStatus]:
                 detail = f"raised {last}"
             else:
                 detail = f"ended without a result ({states.get(job, 'cancelled, killed or timed out')})"
-            report.append(TaskStatus(task, "failed", job, detail, _log_paths(run_dir, job)))
+            report.append(TaskStatus(task, "failed", job, detail, log_paths(run_dir, job)))
     return report
 
 
@@ -111,6 +111,6 @@ def _submitit_outcome(run_dir: Path, job_id: str) -> tuple[str, str] | None:
     return outcome, str(result)
 
 
-def _log_paths(run_dir: Path, job_id: str) -> list[Path]:
+def log_paths(run_dir: Path, job_id: str) -> list[Path]:
     folder = run_dir / "logs" / job_id
     return [folder / f"{job_id}_0_log.err", folder / f"{job_id}_0_log.out"]

@@ -20,6 +20,7 @@ from slurm_helpers import SUPPORT, computed, lnsim_folder, write_config
 
 from memprobe import slurm
 from memprobe.cli import main
+from memprobe.slurm.status import log_paths
 
 pytestmark = [
     pytest.mark.slurm,
@@ -185,7 +186,7 @@ def test_preempted_task_is_requeued_and_resumes_from_its_layer_results(tmp_path,
     # goes once the task has handled the TERM: a TERM relayed late (a loaded machine) would also reach, and
     # kill, the `scontrol requeue` that submitit's USR2 handler runs.
     subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
-    log = tmp_path / "run" / "logs" / job_id / f"{job_id}_0_log.err"
+    log = log_paths(tmp_path / "run", job_id)[0]
     while not (log.is_file() and "Bypassing signal SIGTERM" in log.read_text()):
         assert time.time() < deadline, f"job {job_id} never handled its SIGTERM: {_scontrol(job_id)}"
         time.sleep(0.2)
